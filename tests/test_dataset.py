@@ -1,0 +1,112 @@
+"""Dataset resolution (HTR_DATA_DIR, data/, Kaggle opt-in, mini-IAM) and the saved index."""
+
+from __future__ import annotations
+
+import sys
+import types
+
+import pytest
+
+from conftest import png_bytes
+from utils import config, dataset
+
+GOOD = "a01-000u-00-00 ok 154 408 768 27 51 AT A"
+
+
+@pytest.fixture
+def data_dir(tmp_path, monkeypatch):
+    """An empty data/ and artifacts/ for the test, and no user settings."""
+    monkeypatch.setattr(config, "DATA_DIR", tmp_path / "data")
+    monkeypatch.setenv("HTR_ARTIFACTS_DIR", str(tmp_path / "artifacts"))
+    for name in ("HTR_DATA_DIR", "HTR_DOWNLOAD", "HTR_KAGGLE_DIR", "HTR_QUICK", "HTR_SEED"):
+        monkeypatch.delenv(name, raising=False)
+    return tmp_path / "data"
+
+
+def fake_kagglehub(monkeypatch, download):
+    module = types.ModuleType("kagglehub")
+    module.dataset_download = download
+    monkeypatch.setitem(sys.modules, "kagglehub", module)
+
+
+def test_htr_data_dir_wins(data_dir, make_iam, monkeypatch, capsys):
+    root = make_iam([GOOD])
+    monkeypatch.setenv("HTR_DATA_DIR", str(root))
+    resolution = dataset.resolve_dataset()
+    assert resolution.source == "HTR_DATA_DIR" and resolution.layout.root == root / "iam_words"
+    assert "HTR_DATA_DIR" in capsys.readouterr().out
+
+
+def test_real_iam_in_data_is_used(data_dir, make_iam):
+    make_iam([GOOD], root=data_dir)
+    assert dataset.resolve_dataset(verbose=False).source == "data"
+
+
+def test_without_iam_the_mini_iam_is_generated_once_and_reused(data_dir, capsys):
+    first = dataset.resolve_dataset(words=60)
+    assert first.source == "synthetic" and first.layout.synthetic
+    assert first.layout.root == data_dir / "mini-iam-60w-seed42"
+    assert "synthetic mini-IAM" in capsys.readouterr().out
+    stamp = first.layout.words_file.stat().st_mtime_ns
+    second = dataset.resolve_dataset(words=60, verbose=False)
+    assert second.layout.root == first.layout.root and second.layout.words_file.stat().st_mtime_ns == stamp
+
+
+def test_quick_mode_makes_a_smaller_mini_iam(data_dir, monkeypatch):
+    monkeypatch.setenv("HTR_QUICK", "1")
+    resolution = dataset.resolve_dataset(verbose=False)
+    assert resolution.layout.root.name == f"mini-iam-{config.SYNTHETIC_WORDS_QUICK}w-seed42"
+
+
+def test_kaggle_download_offline_fails_fast_with_a_hint(data_dir, monkeypatch):
+    def offline(handle, output_dir=None):
+        raise ConnectionError("Failed to resolve 'api.kaggle.com' (Name or service not known)")
+
+    fake_kagglehub(monkeypatch, offline)
+    monkeypatch.setenv("HTR_DOWNLOAD", "kaggle")
+    with pytest.raises(dataset.DownloadError) as error:
+        dataset.resolve_dataset(verbose=False)
+    message = str(error.value)
+    assert config.KAGGLE_DATASET in message and "are you offline?" in message
+    assert "iam_words/words.txt" in message and "HTR_DATA_DIR" in message and "python -m utils.iam check" in message
+
+
+def test_kaggle_refusal_says_to_set_credentials(data_dir, monkeypatch):
+    def refused(handle, output_dir=None):
+        raise RuntimeError("401 Client Error: Unauthorized")
+
+    fake_kagglehub(monkeypatch, refused)
+    with pytest.raises(dataset.DownloadError, match="KAGGLE_USERNAME and KAGGLE_KEY"):
+        dataset.download_from_kaggle()
+
+
+def test_kaggle_download_goes_to_the_configured_folder_and_is_found(data_dir, make_iam, monkeypatch, tmp_path):
+    calls = []
+
+    def download(handle, output_dir=None):
+        calls.append((handle, output_dir))
+        return str(make_iam([GOOD], root=tmp_path / "kaggle-cache" / "nested"))
+
+    fake_kagglehub(monkeypatch, download)
+    monkeypatch.setenv("HTR_KAGGLE_DIR", str(tmp_path / "kaggle-cache"))
+    resolution = dataset.resolve_dataset(download=True, verbose=False)
+    assert calls == [(config.KAGGLE_DATASET, str(tmp_path / "kaggle-cache"))]
+    assert resolution.source == "kaggle" and resolution.layout.words_file.is_file()
+
+
+def test_missing_kagglehub_is_explained(data_dir, monkeypatch):
+    monkeypatch.setitem(sys.modules, "kagglehub", None)  # import fails
+    with pytest.raises(dataset.DownloadError, match="pip install kagglehub"):
+        dataset.download_from_kaggle()
+
+
+def test_index_is_rebuilt_for_a_new_dataset_and_has_absolute_paths(data_dir, make_iam, monkeypatch):
+    root = make_iam([GOOD, "a01-000u-00-01 ok 154 1 1 1 1 NN NA"], {"a01-000u-00-00": png_bytes(), "a01-000u-00-01": png_bytes(30, 12)})
+    monkeypatch.setenv("HTR_DATA_DIR", str(root))
+    frame = dataset.load_index()
+    assert list(frame["text"]) == ["A", "NA"]  # "NA" is a word, not a missing value
+    assert all(path.startswith(str(root.resolve())) for path in frame["path"])
+    assert list(frame["image_width"]) == [40, 30]
+    other = make_iam([GOOD], {"a01-000u-00-00": png_bytes()}, root=root.parent / "other")
+    monkeypatch.setenv("HTR_DATA_DIR", str(other))
+    assert len(dataset.load_index()) == 1

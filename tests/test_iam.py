@@ -1,0 +1,256 @@
+"""The IAM loader: parsing quirks, layout discovery, image validation, splits, the check command."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from conftest import SHARED_SAMPLE, png_bytes
+from utils import iam
+
+GOOD = "a01-000u-00-00 ok 154 408 768 27 51 AT A"
+
+
+# --- Parsing ----------------------------------------------------------------------
+def test_parse_line_reads_every_field():
+    record = iam.parse_line(GOOD, 7, Path("words"))
+    assert record.word_id == "a01-000u-00-00"
+    assert (record.form_id, record.line_id) == ("a01-000u", "a01-000u-00")
+    assert (record.status, record.gray_level, record.tag, record.text) == ("ok", 154, "AT", "A")
+    assert (record.x, record.y, record.w, record.h) == (408, 768, 27, 51)
+    assert record.path == Path("words/a01/a01-000u/a01-000u-00-00.png")
+    assert record.line_number == 7
+
+
+def test_comments_and_blank_lines_are_skipped_silently():
+    result = iam.parse_words_lines(["#--- words.txt ---", "#", "", "   ", GOOD])
+    assert [r.word_id for r in result.records] == ["a01-000u-00-00"]
+    assert result.problems == []
+
+
+def test_err_rows_are_kept_with_their_status():
+    result = iam.parse_words_lines(["a01-117-05-02 err 155 -1 -1 -1 -1 NN nothing"])
+    assert result.records[0].status == "err"
+    assert result.records[0].x == -1
+
+
+def test_transcription_is_fields_nine_onward_joined_by_a_space():
+    result = iam.parse_words_lines(["a01-000u-06-02 ok 159 878 1825 160 68 NPT M P", "a01-003-01-04 ok 176 1252 1102 222 52 NPTS M  Ps"])
+    assert [r.text for r in result.records] == ["M P", "M Ps"]
+
+
+@pytest.mark.parametrize(
+    "line, reason",
+    [
+        ("a01-000u-00-00 ok 154 408 768 27 51 AT", "expected at least 9 fields, found 8"),
+        ("a01-000u-00-00 maybe 154 408 768 27 51 AT A", "segmentation result must be 'ok' or 'err'"),
+        ("a01-000u-00-00 ok 15x 408 768 27 51 AT A", "must be integers"),
+        ("a01-000u-00 ok 154 408 768 27 51 AT A", "does not match IAM's pattern"),
+        ("../../etc/passwd ok 154 408 768 27 51 AT A", "could escape the data folder"),
+        ("a01/../../x-00-00 ok 154 408 768 27 51 AT A", "could escape the data folder"),
+        ("/etc/a01-000u-00-00 ok 154 408 768 27 51 AT A", "could escape the data folder"),
+        ("..\\a01-000u-00-00 ok 154 408 768 27 51 AT A", "could escape the data folder"),
+    ],
+)
+def test_malformed_lines_are_reported_with_their_line_number(line, reason):
+    result = iam.parse_words_lines(["# header", GOOD, line, "a01-000u-00-01 ok 154 507 766 213 48 NN MOVE"])
+    assert [r.word_id for r in result.records] == ["a01-000u-00-00", "a01-000u-00-01"]
+    assert len(result.problems) == 1
+    problem = result.problems[0]
+    assert problem.line_number == 3 and reason in problem.reason
+    assert "line 3" in str(problem)
+
+
+def test_invalid_utf8_is_a_problem_not_a_crash():
+    result = iam.parse_words_lines([GOOD.encode(), b"a01-000u-00-01 ok 154 507 766 213 48 NN MOV\xff"])
+    assert len(result.records) == 1
+    assert result.problems[0].reason == "not valid UTF-8"
+
+
+def test_repeated_ids_are_kept_and_flagged():
+    result = iam.parse_words_lines([GOOD, GOOD.replace(" A", " B")])
+    assert len(result.records) == 2
+    assert result.duplicates[0].line_number == 2 and "line 1" in result.duplicates[0].reason
+
+
+def test_parser_on_the_real_iam_ok_lines():
+    lines_file = SHARED_SAMPLE / "words_ok_lines.txt"
+    if not lines_file.is_file():
+        pytest.skip(f"real IAM sample not present: {lines_file.parent} (it lives beside the repo, in ../shared)")
+    result = iam.parse_words_file(lines_file)
+    raw = [line for line in lines_file.read_text(encoding="utf-8").splitlines() if line.strip() and not line.startswith("#")]
+    assert len(result.records) == len(raw) == 88_015
+    assert result.problems == []
+    assert all(r.text == " ".join(line.split()[8:]) for r, line in zip(result.records, raw))
+    assert sum(len(line.split()) > 9 for line in raw) == sum(" " in r.text for r in result.records) > 0
+
+
+# --- Finding the dataset ----------------------------------------------------------
+def test_finds_the_kaggle_layout(make_iam):
+    root = make_iam([GOOD], layout="kaggle")
+    layout = iam.find_dataset(root)
+    assert layout.root == root / "iam_words"
+    assert layout.words_file == root / "iam_words" / "words.txt"
+
+
+def test_finds_the_kaggle_layout_nested_one_folder_deeper(make_iam, tmp_path):
+    make_iam([GOOD], layout="kaggle", root=tmp_path / "download" / "iam-handwriting-word-database")
+    layout = iam.find_dataset(tmp_path / "download")
+    assert layout.root == tmp_path / "download" / "iam-handwriting-word-database" / "iam_words"
+
+
+def test_finds_words_new_txt_one_level_up(tmp_path):
+    (tmp_path / "iam_words" / "words").mkdir(parents=True)
+    (tmp_path / "words_new.txt").write_text(GOOD + "\n", encoding="utf-8")
+    layout = iam.find_dataset(tmp_path)
+    assert layout.words_file == tmp_path / "words_new.txt"
+
+
+def test_finds_the_official_layout(make_iam):
+    root = make_iam([GOOD], layout="official")
+    layout = iam.find_dataset(root)
+    assert layout.words_file == root / "ascii" / "words.txt"
+    assert layout.images_dir == root / "words"
+
+
+def test_real_iam_is_preferred_to_a_synthetic_one(make_iam, tmp_path):
+    synthetic = make_iam([GOOD], root=tmp_path / "data" / "a-mini")
+    (synthetic / "iam_words" / iam.SYNTHETIC_MARKER).write_text("{}", encoding="utf-8")
+    make_iam([GOOD], root=tmp_path / "data" / "b-real")
+    layout = iam.find_dataset(tmp_path / "data")
+    assert not layout.synthetic and "b-real" in str(layout.root)
+
+
+def test_no_dataset_error_lists_what_was_looked_for(tmp_path):
+    (tmp_path / "words").mkdir()  # images without labels are not a dataset
+    with pytest.raises(iam.DatasetNotFoundError) as error:
+        iam.find_dataset(tmp_path)
+    message = str(error.value)
+    assert "words.txt" in message and "ascii/words.txt" in message and str(tmp_path) in message
+
+
+# --- Validating images --------------------------------------------------------------
+@pytest.fixture
+def corrupt_copy(make_iam):
+    """A dataset with one good image and every defect: empty, truncated, missing, 1-pixel, not an image."""
+    ids = ["a01-000u-00-00", "a01-000u-00-01", "a01-000u-00-02", "a01-000u-00-03", "a01-000u-00-04", "a01-000u-00-05"]
+    lines = [f"{i} ok 154 408 768 27 51 NN word{n}" for n, i in enumerate(ids)]
+    lines += ["a01-000u-00-06 ok 154 408 768 27 51 NN", "../a01-000u-00-07 ok 154 408 768 27 51 NN escape"]
+    images = {
+        ids[0]: png_bytes(),
+        ids[1]: b"",
+        ids[2]: png_bytes(200, 100)[:120],
+        ids[3]: None,
+        ids[4]: png_bytes(1, 30),
+        ids[5]: b"this is not a png",
+    }
+    return make_iam(lines, images)
+
+
+def test_validation_names_every_defect(corrupt_copy):
+    parsed = iam.parse_words_file(iam.find_dataset(corrupt_copy).words_file)
+    report = iam.validate_images(parsed.records)
+    kinds = {p.word_id: p.kind for p in report.problems}
+    assert kinds == {
+        "a01-000u-00-01": "empty",
+        "a01-000u-00-02": "unreadable",
+        "a01-000u-00-03": "missing",
+        "a01-000u-00-04": "degenerate",
+        "a01-000u-00-05": "unreadable",
+    }
+    assert report.sizes == {"a01-000u-00-00": (40, 20)}
+    assert report.counts() == {"missing": 1, "empty": 1, "unreadable": 2, "degenerate": 1}
+
+
+def test_check_command_reports_a_corrupt_copy_without_crashing(corrupt_copy, capsys):
+    assert iam.main(["check", str(corrupt_copy)]) == 0
+    out = capsys.readouterr().out
+    for defect in ("a01-000u-00-01: empty", "a01-000u-00-02: unreadable", "a01-000u-00-03: missing",
+                   "a01-000u-00-04: degenerate", "line 7: expected at least 9 fields",
+                   "line 8: id could escape the data folder"):  # fmt: skip
+        assert defect in out
+    assert "words listed:         6" in out
+    assert "malformed lines:      2" in out
+
+
+def test_check_command_without_a_dataset_fails_clearly(tmp_path, capsys):
+    assert iam.main(["check", str(tmp_path)]) == 2
+    assert "No IAM word dataset found" in capsys.readouterr().err
+
+
+def test_check_command_on_the_real_sample(capsys):
+    if not SHARED_SAMPLE.is_dir():
+        pytest.skip(f"real IAM sample not present: {SHARED_SAMPLE} (it lives beside the repo, in ../shared)")
+    assert iam.main(["check", str(SHARED_SAMPLE), "--texts"]) == 0
+    out = capsys.readouterr().out
+    assert "words listed:         14" in out and "readable:           14" in out
+    assert "g07-038-01-02\tok\tbiographies" in out and "d03-112-01-03\tok\tKings" in out
+
+
+# --- Splits ---------------------------------------------------------------------------
+def _records(forms: int, words_per_form: int = 5) -> list[iam.WordRecord]:
+    lines = [f"a{f // 100:02d}-{f % 1000:03d}-00-{w:02d} ok 1 1 1 1 1 NN w" for f in range(forms) for w in range(words_per_form)]
+    return iam.parse_words_lines(lines).records
+
+
+def test_split_by_form_is_deterministic_disjoint_and_near_80_10_10():
+    records = _records(300)
+    first, second = iam.split_by_group(records, seed=1), iam.split_by_group(records, seed=1)
+    assert first == second
+    forms_of = {name: {r.form_id for r in records if first[r.word_id] == name} for name in ("train", "validation", "test")}
+    assert not (forms_of["train"] & forms_of["validation"] or forms_of["train"] & forms_of["test"] or forms_of["validation"] & forms_of["test"])
+    shares = {name: len(forms) / 300 for name, forms in forms_of.items()}
+    assert shares["train"] == pytest.approx(0.8, abs=0.02) and shares["test"] == pytest.approx(0.1, abs=0.02)
+    assert iam.split_by_group(records, seed=2) != first  # the seed matters
+
+
+def test_split_groups_by_writer_when_writers_are_known():
+    records = _records(40)
+    for r in records:
+        r.writer_id = str(int(r.form_id[4:7]) % 10)  # 10 writers, 4 forms each
+    splits = iam.split_by_group(records, seed=0)
+    writer_splits = {}
+    for r in records:
+        writer_splits.setdefault(r.writer_id, set()).add(splits[r.word_id])
+    assert all(len(s) == 1 for s in writer_splits.values())
+
+
+def test_split_files_accept_form_line_and_word_ids(tmp_path):
+    records = _records(4)
+    (tmp_path / "train.txt").write_text("# forms\na00-000\na00-001-00\n", encoding="utf-8")
+    (tmp_path / "validation.txt").write_text("a00-002-00-00  extra columns are ignored\n", encoding="utf-8")
+    (tmp_path / "test.txt").write_text("a00-003\n", encoding="utf-8")
+    splits = iam.split_from_files(records, iam.split_files_in(tmp_path))
+    assert splits["a00-000-00-04"] == "train" and splits["a00-001-00-02"] == "train"
+    assert splits["a00-002-00-00"] == "validation" and "a00-002-00-01" not in splits
+    assert splits["a00-003-00-00"] == "test"
+
+
+def test_split_file_errors_name_the_file_and_line(tmp_path):
+    (tmp_path / "bad.txt").write_text("a00-000\nnot-an-id\n", encoding="utf-8")
+    with pytest.raises(iam.SplitFileError, match=r"bad.txt:2: 'not-an-id'"):
+        iam.read_split_file(tmp_path / "bad.txt")
+    (tmp_path / "a.txt").write_text("a00-000\n", encoding="utf-8")
+    (tmp_path / "b.txt").write_text("a00-000-00\n", encoding="utf-8")
+    with pytest.raises(iam.SplitFileError, match="more than one split"):
+        iam.split_from_files(_records(1), {"train": tmp_path / "a.txt", "test": tmp_path / "b.txt"})
+    with pytest.raises(iam.SplitFileError, match="lacks"):
+        iam.split_files_in(tmp_path)
+
+
+def test_load_iam_uses_a_split_folder_and_keeps_only_usable_words(make_iam, tmp_path):
+    ids = ["a01-000u-00-00", "a01-000u-00-01", "b01-000-00-00", "c01-000-00-00"]
+    lines = [f"{i} ok 154 1 1 1 1 NN w" for i in ids] + ["b01-000-00-01 err 154 1 1 1 1 NN w"]
+    root = make_iam(lines, {i: png_bytes() for i in ids[:1] + ids[2:] + ["b01-000-00-01"]})
+    split_dir = tmp_path / "splits"
+    split_dir.mkdir()
+    for name, form in (("train", "a01-000u"), ("validation", "b01-000"), ("test", "c01-000")):
+        (split_dir / f"{name}.txt").write_text(form + "\n", encoding="utf-8")
+    dataset = iam.load_iam(root, split_dir=split_dir)
+    assert "split files" in dataset.split_method
+    assert [r.word_id for r in dataset.usable()] == ["a01-000u-00-00", "b01-000-00-00", "c01-000-00-00"]
+    frame = iam.records_to_frame(dataset)
+    assert frame.set_index("word_id").loc["a01-000u-00-01", "image_problem"] == "missing"
+    assert frame.set_index("word_id").loc["c01-000-00-00", "split"] == "test"
+    assert frame["path"].iloc[0] == "words/a01/a01-000u/a01-000u-00-00.png"

@@ -1,0 +1,116 @@
+"""The synthetic mini-IAM: IAM's format, held-out writers, planted defects, determinism, caching."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import numpy as np
+import pytest
+
+from utils import config, iam, synthetic
+
+
+@pytest.fixture(scope="module")
+def mini(tmp_path_factory):
+    root = tmp_path_factory.mktemp("mini") / "mini-iam"
+    synthetic.generate_mini_iam(root, words=300, seed=5, workers=2)
+    return root
+
+
+def _digest(root):
+    files = sorted(p for p in root.rglob("*") if p.is_file())
+    h = hashlib.sha256()
+    for p in files:
+        h.update(p.relative_to(root).as_posix().encode())
+        h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+def test_same_seed_same_dataset_whatever_the_worker_count(mini, tmp_path):
+    again = tmp_path / "again"
+    synthetic.generate_mini_iam(again, words=300, seed=5, workers=1)
+    assert _digest(again) == _digest(mini)
+
+
+def test_another_seed_gives_other_words(mini, tmp_path):
+    other = synthetic.generate_mini_iam(tmp_path / "other", words=300, seed=6)
+    texts = lambda root: [r.text for r in iam.parse_words_file(root / "words.txt").records]  # noqa: E731
+    assert texts(other.root) != texts(mini)
+
+
+def test_words_txt_is_in_iam_format_and_images_follow_iam_paths(mini):
+    lines = (mini / "words.txt").read_text(encoding="utf-8").splitlines()
+    assert lines[0].startswith("#")
+    result = iam.parse_words_file(mini / "words.txt")
+    assert len(result.records) == 300 and result.problems == [] and result.duplicates == []
+    for record in result.records:
+        assert iam.WORD_ID_PATTERN.match(record.word_id)
+        assert 0 < len(record.text) <= config.IAM_MAX_WORD_LENGTH
+        assert set(record.text) <= set(config.IAM_CHARSET)
+    first = result.records[0]
+    assert first.path == mini / "words" / first.word_id[:3] / first.word_id[:7] / f"{first.word_id}.png"
+    assert {r.status for r in result.records} == {"ok", "err"}
+
+
+def test_planted_defects_are_found_by_the_loader(mini):
+    meta = json.loads((mini / iam.SYNTHETIC_MARKER).read_text(encoding="utf-8"))
+    dataset = iam.load_iam(mini)
+    kinds = {p.word_id: p.kind for p in dataset.image_report.problems}
+    assert kinds == {meta["defects"]["empty_image"]: "empty", meta["defects"]["missing_image"]: "missing"}
+    # Image sizes in words.txt match the files, as IAM's bounding boxes do.
+    for record in dataset.records:
+        if record.word_id in dataset.image_report.sizes:
+            assert dataset.image_report.sizes[record.word_id] == (record.w, record.h)
+
+
+def test_validation_and_test_writers_are_never_seen_in_training(mini):
+    dataset = iam.load_iam(mini)
+    assert dataset.layout.synthetic and "split files" in dataset.split_method
+    writers = {name: {r.writer_id for r in dataset.records if dataset.splits[r.word_id] == name} for name in config.SPLITS}
+    assert all(writers.values())
+    assert not writers["train"] & writers["validation"] and not writers["train"] & writers["test"]
+    meta = json.loads((mini / iam.SYNTHETIC_MARKER).read_text(encoding="utf-8"))
+    fonts = {w["writer_id"]: w["font"].removesuffix(".woff") for w in meta["writers"]}
+    assert {fonts[w] for w in writers["test"]} <= set(config.SYNTHETIC_TEST_FONTS)
+    counts = {name: sum(1 for s in dataset.splits.values() if s == name) for name in config.SPLITS}
+    assert counts == {"train": 240, "validation": 30, "test": 30}
+
+
+def test_word_mix_looks_like_iam():
+    texts = synthetic.sample_texts(5000, seed=1)
+    share = lambda test: sum(map(test, texts)) / len(texts)  # noqa: E731
+    assert 0.06 < share(lambda t: t in synthetic.PUNCTUATION_TOKENS) < 0.14
+    assert 0.005 < share(str.isdigit) < 0.03
+    assert 0.08 < share(lambda t: t[:1].isupper()) < 0.25
+    assert share(lambda t: t == "the") > 0.01  # frequent words are frequent
+    assert not set("".join(texts)) - set(config.IAM_CHARSET)
+    assert not {t.lower() for t in texts} & synthetic.BLOCKED_WORDS
+
+
+def test_rendered_words_are_dark_ink_on_light_paper():
+    style = synthetic.make_writers(seed=0)[0]
+    image = synthetic.render_word("Handwriting", style, np.random.default_rng(0))
+    assert image.dtype == np.uint8 and image.ndim == 2
+    assert image.shape[1] > image.shape[0] > 10
+    assert np.median(image) > 180 and image.min() < 120
+
+
+def test_existing_mini_iam_is_reused_and_other_folders_are_never_overwritten(mini, tmp_path):
+    before = _digest(mini)
+    assert synthetic.generate_mini_iam(mini, words=300, seed=5).root == mini  # cache hit
+    assert _digest(mini) == before
+    with pytest.raises(FileExistsError, match="other parameters"):
+        synthetic.generate_mini_iam(mini, words=301, seed=5)
+    user = tmp_path / "my-work"
+    user.mkdir()
+    (user / "notes.txt").write_text("mine", encoding="utf-8")
+    with pytest.raises(FileExistsError, match="not empty"):
+        synthetic.generate_mini_iam(user, words=50)
+    assert (user / "notes.txt").read_text(encoding="utf-8") == "mine"
+
+
+def test_command_line_writes_a_dataset(tmp_path, capsys):
+    assert synthetic.main([str(tmp_path / "cli"), "--words", "40", "--seed", "3"]) == 0
+    assert "40 words" in capsys.readouterr().out
+    assert len(iam.parse_words_file(tmp_path / "cli" / "words.txt").records) == 40

@@ -1,0 +1,70 @@
+"""Every constant of the series in one place: paths, image geometry, character set, sizes.
+
+Environment overrides (read when called, so a notebook or a test can set them late):
+``HTR_QUICK=1`` shrinks data and epochs; ``HTR_DATA_DIR`` points at an IAM copy;
+``HTR_ARTIFACTS_DIR`` moves what the series writes; ``HTR_DOWNLOAD=kaggle`` opts in
+to downloading IAM from Kaggle; ``HTR_SEED`` changes the seed of everything random.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+# --- Paths -------------------------------------------------------------------
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DATA_DIR = REPO_ROOT / "data"  # git-ignored: datasets (IAM, the generated mini-IAM)
+FONTS_DIR = Path(__file__).resolve().parent / "fonts"
+TEST_DATA_DIR = REPO_ROOT / "test_data"
+
+
+def artifacts_dir() -> Path:
+    """Folder for everything the series produces (index, vocabulary, models, logs).
+
+    Quick mode writes to artifacts/quick/, so a test run never replaces a full run's model.
+    """
+    if "HTR_ARTIFACTS_DIR" in os.environ:
+        return Path(os.environ["HTR_ARTIFACTS_DIR"])
+    return REPO_ROOT / "artifacts" / "quick" if quick_mode() else REPO_ROOT / "artifacts"
+
+
+def quick_mode() -> bool:
+    """True when ``HTR_QUICK`` is set to a true value: CI and impatient learners."""
+    return os.environ.get("HTR_QUICK", "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def seed() -> int:
+    """The seed of every random choice in the series (``HTR_SEED``, default 42)."""
+    return int(os.environ.get("HTR_SEED", "42"))
+
+
+# --- The IAM Handwriting Word Database ----------------------------------------
+# 78 symbols: the characters of IAM's word transcriptions.
+IAM_CHARSET = "!\"#&'()*+,-./0123456789:;?ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+IAM_WORD_COUNT = 115_320  # lines of words.txt that describe a word
+IAM_MAX_WORD_LENGTH = 21
+KAGGLE_DATASET = "nibinv23/iam-handwriting-word-database"
+# Known broken images of the real IAM (empty files); the loader reports and skips them.
+IAM_KNOWN_EMPTY_IMAGES = ("a01-117-05-02", "r06-022-03-05")
+
+# Fractions of words in train / validation / test when no split file is given.
+SPLIT_FRACTIONS = {"train": 0.8, "validation": 0.1, "test": 0.1}
+SPLITS = tuple(SPLIT_FRACTIONS)
+
+# --- The synthetic mini-IAM (the embedded default) -----------------------------
+SYNTHETIC_WORDS = 10_000  # the learner's default: enough to train a reader of unseen writers
+SYNTHETIC_WORDS_QUICK = 1_200  # HTR_QUICK: the whole series in minutes on 2 cores
+# Fonts held out of training: the "unseen writers" of validation and test.
+SYNTHETIC_VALIDATION_FONTS = ("architects-daughter", "covered-by-your-grace", "patrick-hand")
+SYNTHETIC_TEST_FONTS = ("indie-flower", "kalam", "schoolbell")
+
+
+def synthetic_word_count() -> int:
+    """How many words the generated mini-IAM has in the current mode."""
+    return SYNTHETIC_WORDS_QUICK if quick_mode() else SYNTHETIC_WORDS
+
+
+# --- Images and the model ------------------------------------------------------
+IMAGE_HEIGHT = 64
+IMAGE_WIDTH = 128
+TIME_STEPS = 31  # width of the CRNN's output sequence for a 128-wide input

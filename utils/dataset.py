@@ -1,0 +1,142 @@
+"""Choose the dataset the series runs on, obtain it, and keep its index in artifacts/.
+
+:func:`resolve_dataset` decides, in this order: ``HTR_DATA_DIR`` if set; the real IAM
+under ``data/``; a Kaggle download if you opted in (``HTR_DOWNLOAD=kaggle``); else the
+synthetic mini-IAM, generated into ``data/`` once and reused. It says which it chose.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from utils import config
+from utils.iam import IamDataset, IamLayout, find_dataset, find_datasets, load_iam, records_to_frame
+from utils.synthetic import generate_mini_iam
+
+INDEX_FILE = "index.csv"
+INDEX_META_FILE = "index.json"
+
+
+class DownloadError(RuntimeError):
+    """The Kaggle download failed; the message says how to place the files by hand."""
+
+
+def kaggle_dir() -> Path:
+    """Where a Kaggle download goes (``HTR_KAGGLE_DIR``, default data/kaggle)."""
+    return Path(os.environ.get("HTR_KAGGLE_DIR", config.DATA_DIR / "kaggle"))
+
+
+MANUAL_HINT = (
+    "To place IAM by hand: download https://www.kaggle.com/datasets/{handle} on a machine with internet,\n"
+    "unzip it into {data}/ so that {data}/iam_words/words/ and {data}/iam_words/words.txt exist\n"
+    "(or unzip anywhere and set HTR_DATA_DIR to that folder), then check it with\n"
+    "    python -m utils.iam check {data}"
+)
+
+
+def download_from_kaggle(target: Path | str | None = None) -> Path:
+    """Download IAM words from Kaggle with kagglehub into ``target``; return the folder.
+
+    Needs internet and Kaggle credentials (``~/.kaggle/kaggle.json`` or ``KAGGLE_USERNAME`` and
+    ``KAGGLE_KEY``). Fails fast offline with a DownloadError that says what to do instead.
+    """
+    target = Path(target) if target is not None else kaggle_dir()
+    hint = MANUAL_HINT.format(handle=config.KAGGLE_DATASET, data=config.DATA_DIR)
+    try:
+        import kagglehub
+    except ImportError as error:
+        raise DownloadError(f"kagglehub is not installed ({error}): pip install kagglehub\n{hint}") from error
+    try:
+        try:
+            path = kagglehub.dataset_download(config.KAGGLE_DATASET, output_dir=str(target))
+        except TypeError:  # kagglehub older than output_dir: steer its cache instead
+            os.environ["KAGGLEHUB_CACHE"] = str(target)
+            path = kagglehub.dataset_download(config.KAGGLE_DATASET)
+    except Exception as error:  # kagglehub raises requests, HTTP and its own errors
+        reason = f"{type(error).__name__}: {error}"
+        if any(word in reason for word in ("401", "403", "Unauthorized", "credentials")):
+            reason += "\nKaggle refused the request: set KAGGLE_USERNAME and KAGGLE_KEY (kaggle.com > Settings > API)."
+        elif any(word in reason for word in ("resolve", "Connection", "Max retries", "timed out")):
+            reason += "\nNo connection to Kaggle: are you offline?"
+        raise DownloadError(f"Could not download {config.KAGGLE_DATASET} from Kaggle.\n{reason}\n{hint}") from error
+    return Path(path)
+
+
+@dataclass
+class Resolution:
+    layout: IamLayout
+    source: str  # "HTR_DATA_DIR", "data", "kaggle" or "synthetic"
+    reason: str
+
+    def __str__(self) -> str:
+        return f"Dataset: {self.layout.describe()}\n  chosen because {self.reason}"
+
+
+def mini_iam_dir(words: int, seed: int) -> Path:
+    """Folder of the generated mini-IAM with these parameters (one per size and seed)."""
+    return config.DATA_DIR / f"mini-iam-{words}w-seed{seed}"
+
+
+def resolve_dataset(download: bool | None = None, words: int | None = None, verbose: bool = True) -> Resolution:
+    """Pick the dataset: HTR_DATA_DIR, else IAM in data/, else Kaggle (opt-in), else the mini-IAM."""
+    data_dir_env = os.environ.get("HTR_DATA_DIR")
+    if data_dir_env:
+        resolution = Resolution(find_dataset(data_dir_env), "HTR_DATA_DIR", f"HTR_DATA_DIR={data_dir_env}")
+    else:
+        real = [layout for layout in find_datasets(config.DATA_DIR) if not layout.synthetic]
+        download = os.environ.get("HTR_DOWNLOAD", "").lower() == "kaggle" if download is None else download
+        if real:
+            resolution = Resolution(real[0], "data", f"IAM was found under {config.DATA_DIR}")
+        elif download:
+            folder = download_from_kaggle()
+            resolution = Resolution(find_dataset(folder), "kaggle", f"you opted in to the Kaggle download ({folder})")
+        else:
+            words = words or config.synthetic_word_count()
+            layout = generate_mini_iam(mini_iam_dir(words, config.seed()), words=words, seed=config.seed())
+            resolution = Resolution(
+                layout,
+                "synthetic",
+                f"no IAM under {config.DATA_DIR} and no HTR_DATA_DIR: using the embedded synthetic mini-IAM "
+                f"({words} words{', quick mode' if config.quick_mode() else ''}). Set HTR_DOWNLOAD=kaggle to download IAM.",
+            )
+    if verbose:
+        print(resolution)
+    return resolution
+
+
+# --- The index: one row per word, saved for the later chapters --------------------------
+def save_index(dataset: IamDataset, folder: Path | None = None) -> Path:
+    """Write the dataset's index (records, image sizes, problems, splits) to artifacts/."""
+    folder = folder or config.artifacts_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    records_to_frame(dataset).to_csv(folder / INDEX_FILE, index=False)
+    meta = {
+        "dataset_root": str(dataset.layout.root.resolve()),
+        "synthetic": dataset.layout.synthetic,
+        "split_method": dataset.split_method,
+        "words": len(dataset.records),
+    }
+    (folder / INDEX_META_FILE).write_text(json.dumps(meta, indent=1), encoding="utf-8")
+    return folder / INDEX_FILE
+
+
+def load_index(folder: Path | None = None):
+    """The saved index as a DataFrame with absolute image paths; rebuilt first when absent or stale.
+
+    This is how chapters 02-04 start without running chapter 01 first.
+    """
+    import pandas as pd
+
+    folder = folder or config.artifacts_dir()
+    meta_file = folder / INDEX_META_FILE
+    resolution = resolve_dataset(verbose=False)
+    root = resolution.layout.root.resolve()
+    fresh = meta_file.is_file() and json.loads(meta_file.read_text(encoding="utf-8"))["dataset_root"] == str(root)
+    if not fresh:
+        save_index(load_iam(resolution.layout.root), folder)
+    frame = pd.read_csv(folder / INDEX_FILE, dtype={"writer_id": str, "text": str}, keep_default_na=False, na_values=[""])
+    frame["path"] = [str(root / p) for p in frame["path"]]
+    return frame

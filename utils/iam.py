@@ -1,0 +1,544 @@
+"""Find, parse, validate and split the IAM Handwriting Word Database.
+
+The loader returns plain records: a list of :class:`WordRecord` dataclasses, one per
+line of ``words.txt``. :func:`records_to_frame` turns them into a pandas DataFrame for
+analysis and plots. Nothing here loads the images into memory: validation reads one
+image at a time and keeps only its size.
+
+Command line, for checking a download::
+
+    python -m utils.iam check DIR
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import re
+import sys
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from PIL import Image, UnidentifiedImageError
+
+from utils import config
+
+# a01-000u-00-00: text category and set, form number (+ optional copy letter), line, word.
+WORD_ID_PATTERN = re.compile(r"^[a-z]\d{2}-\d{3}[a-z]?-\d{2}-\d{2}$")
+LINE_ID_PATTERN = re.compile(r"^[a-z]\d{2}-\d{3}[a-z]?-\d{2}$")
+FORM_ID_PATTERN = re.compile(r"^[a-z]\d{2}-\d{3}[a-z]?$")
+WORD_STATUSES = ("ok", "err")
+WORDS_FILE_NAMES = ("words.txt", "words_new.txt")
+SYNTHETIC_MARKER = "mini_iam.json"  # written by utils.synthetic beside words.txt
+
+
+class DatasetNotFoundError(FileNotFoundError):
+    """No IAM-like dataset under the folder that was searched."""
+
+
+# --- Finding the dataset ------------------------------------------------------
+@dataclass(frozen=True)
+class IamLayout:
+    """Where the parts of one IAM copy are on disk."""
+
+    root: Path  # the folder that holds words/
+    words_file: Path
+    images_dir: Path
+    forms_file: Path | None = None  # form -> writer table (official download, mini-IAM)
+    split_dir: Path | None = None  # splits/{train,validation,test}.txt when present
+    synthetic: bool = False  # the generated mini-IAM rather than the real IAM
+
+    def describe(self) -> str:
+        kind = "synthetic mini-IAM" if self.synthetic else "IAM"
+        return f"{kind} at {self.root} (labels: {self.words_file.name})"
+
+
+def _layout_at(folder: Path) -> IamLayout | None:
+    """The layout rooted at ``folder`` if it holds ``words/`` and a words file, else None."""
+    images_dir = folder / "words"
+    if not images_dir.is_dir():
+        return None
+    # Kaggle: words.txt or words_new.txt beside words/ (or one level up);
+    # official download: ascii/words.txt.
+    candidates = [folder / n for n in WORDS_FILE_NAMES] + [folder / "ascii" / "words.txt"]
+    candidates += [folder.parent / n for n in WORDS_FILE_NAMES]
+    words_file = next((c for c in candidates if c.is_file()), None)
+    if words_file is None:
+        return None
+    forms = next((f for f in (folder / "forms.txt", folder / "ascii" / "forms.txt") if f.is_file()), None)
+    split_dir = folder / "splits" if (folder / "splits").is_dir() else None
+    return IamLayout(
+        root=folder,
+        words_file=words_file,
+        images_dir=images_dir,
+        forms_file=forms,
+        split_dir=split_dir,
+        synthetic=(folder / SYNTHETIC_MARKER).is_file(),
+    )
+
+
+def find_datasets(root: Path | str, max_depth: int = 3) -> list[IamLayout]:
+    """Every IAM layout under ``root`` (itself included), shallowest first."""
+    root = Path(root)
+    found: list[IamLayout] = []
+    level = [root] if root.is_dir() else []
+    for _ in range(max_depth + 1):
+        next_level: list[Path] = []
+        for folder in level:
+            layout = _layout_at(folder)
+            if layout is not None:
+                found.append(layout)
+                continue  # do not walk into words/ (115k files)
+            try:
+                next_level += sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+            except OSError:
+                continue
+        level = next_level
+    return found
+
+
+def find_dataset(root: Path | str, max_depth: int = 3) -> IamLayout:
+    """The IAM copy under ``root``: the real IAM is preferred to a synthetic one.
+
+    Raises DatasetNotFoundError listing the layouts it looked for.
+    """
+    layouts = find_datasets(root, max_depth)
+    if not layouts:
+        raise DatasetNotFoundError(
+            f"No IAM word dataset found under {Path(root).resolve()} (searched {max_depth} folders deep).\n"
+            "Looked for a folder holding words/ (words/a01/a01-000u/a01-000u-00-00.png ...) together with\n"
+            "  - words.txt or words_new.txt beside words/ or one level up (Kaggle: iam_words/words + iam_words/words.txt), or\n"
+            "  - ascii/words.txt (the official IAM download)."
+        )
+    real = [layout for layout in layouts if not layout.synthetic]
+    return (real or layouts)[0]
+
+
+# --- Parsing words.txt --------------------------------------------------------
+@dataclass
+class WordRecord:
+    """One word of words.txt. ``path`` is the image path, whether or not the file exists."""
+
+    word_id: str
+    form_id: str
+    line_id: str
+    status: str  # "ok": segmentation checked; "err": segmentation may be wrong
+    gray_level: int  # threshold IAM used to binarize the line
+    x: int
+    y: int
+    w: int
+    h: int
+    tag: str  # grammatical tag
+    text: str
+    path: Path
+    line_number: int  # in words.txt, for error messages
+    writer_id: str | None = None
+
+
+@dataclass
+class ParseProblem:
+    """A line of words.txt that was skipped, and why."""
+
+    line_number: int
+    line: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"line {self.line_number}: {self.reason}: {self.line!r}"
+
+
+@dataclass
+class ParseResult:
+    records: list[WordRecord]  # every well-formed line, repeated ids included
+    problems: list[ParseProblem]  # lines skipped
+    duplicates: list[ParseProblem]  # well-formed lines whose id came earlier: kept, flagged
+    source: str
+
+
+def check_word_id(word_id: str) -> str | None:
+    """Why ``word_id`` is not a valid IAM word id, or None when it is."""
+    if "/" in word_id or "\\" in word_id or ".." in word_id or word_id.startswith(("~", ":")):
+        return "id could escape the data folder"
+    if not WORD_ID_PATTERN.match(word_id):
+        return "id does not match IAM's pattern (like a01-000u-00-00)"
+    return None
+
+
+def image_path(images_dir: Path, word_id: str) -> Path:
+    """words/a01/a01-000u/a01-000u-00-00.png for a01-000u-00-00."""
+    parts = word_id.split("-")
+    return images_dir / parts[0] / f"{parts[0]}-{parts[1]}" / f"{word_id}.png"
+
+
+def parse_line(line: str, line_number: int, images_dir: Path) -> WordRecord | ParseProblem | None:
+    """One line of words.txt: a record, a problem, or None for comments and blank lines."""
+    stripped = line.strip()
+    if not stripped or stripped.startswith("#"):
+        return None
+    fields = stripped.split()
+    if len(fields) < 9:
+        return ParseProblem(line_number, stripped, f"expected at least 9 fields, found {len(fields)}")
+    word_id, status = fields[0], fields[1]
+    reason = check_word_id(word_id)
+    if reason:
+        return ParseProblem(line_number, stripped, reason)
+    if status not in WORD_STATUSES:
+        return ParseProblem(line_number, stripped, f"segmentation result must be 'ok' or 'err', not {status!r}")
+    try:
+        gray_level, x, y, w, h = (int(v) for v in fields[2:7])
+    except ValueError:
+        return ParseProblem(line_number, stripped, "gray level and bounding box must be integers")
+    line_id = word_id.rsplit("-", 1)[0]
+    return WordRecord(
+        word_id=word_id,
+        form_id=line_id.rsplit("-", 1)[0],
+        line_id=line_id,
+        status=status,
+        gray_level=gray_level,
+        x=x,
+        y=y,
+        w=w,
+        h=h,
+        tag=fields[7],
+        text=" ".join(fields[8:]),  # a few real transcriptions hold a space
+        path=image_path(images_dir, word_id),
+        line_number=line_number,
+    )
+
+
+def parse_words_lines(lines: Iterable[str | bytes], images_dir: Path | str = "words", source: str = "words.txt") -> ParseResult:
+    """Parse the lines of a words.txt; bad lines become problems, never exceptions.
+
+    A repeated id is kept as a record (its text is still fields 9 onward) and listed in
+    ``duplicates``; :meth:`IamDataset.usable` keeps only the first of them for training.
+    """
+    images_dir = Path(images_dir)
+    records: list[WordRecord] = []
+    problems: list[ParseProblem] = []
+    duplicates: list[ParseProblem] = []
+    first_seen: dict[str, int] = {}
+    for number, raw in enumerate(lines, start=1):
+        if isinstance(raw, bytes):
+            try:
+                raw = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                problems.append(ParseProblem(number, raw.decode("utf-8", "replace").strip(), "not valid UTF-8"))
+                continue
+        parsed = parse_line(raw, number, images_dir)
+        if isinstance(parsed, ParseProblem):
+            problems.append(parsed)
+        elif parsed is not None:
+            if parsed.word_id in first_seen:
+                duplicates.append(ParseProblem(number, raw.strip(), f"repeats the id of line {first_seen[parsed.word_id]}"))
+            else:
+                first_seen[parsed.word_id] = number
+            records.append(parsed)
+    return ParseResult(records, problems, duplicates, source)
+
+
+def parse_words_file(words_file: Path | str, images_dir: Path | str | None = None) -> ParseResult:
+    """Parse a words.txt; images are looked for in ``images_dir`` (default: words/ beside it)."""
+    words_file = Path(words_file)
+    images_dir = Path(images_dir) if images_dir is not None else words_file.parent / "words"
+    with open(words_file, "rb") as handle:
+        return parse_words_lines(handle, images_dir, source=str(words_file))
+
+
+def read_writers(forms_file: Path | str) -> dict[str, str]:
+    """form id -> writer id, from IAM's forms.txt (``a01-000u 000 2 prt 7 5 52 36``)."""
+    writers = {}
+    for line in Path(forms_file).read_text(encoding="utf-8", errors="replace").splitlines():
+        fields = line.split()
+        if len(fields) >= 2 and not line.startswith("#") and FORM_ID_PATTERN.match(fields[0]):
+            writers[fields[0]] = fields[1]
+    return writers
+
+
+# --- Validating images ---------------------------------------------------------
+IMAGE_PROBLEMS = ("missing", "empty", "unreadable", "degenerate")
+
+
+@dataclass
+class ImageProblem:
+    word_id: str
+    path: Path
+    kind: str  # one of IMAGE_PROBLEMS
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.word_id}: {self.kind}: {self.detail} ({self.path})"
+
+
+@dataclass
+class ImageReport:
+    """What :func:`validate_images` found: sizes of good images and every problem."""
+
+    checked: int = 0
+    sizes: dict[str, tuple[int, int]] = field(default_factory=dict)  # word id -> (width, height)
+    problems: list[ImageProblem] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        counts = Counter(p.kind for p in self.problems)
+        return {kind: counts.get(kind, 0) for kind in IMAGE_PROBLEMS}
+
+    @property
+    def bad_ids(self) -> set[str]:
+        return {p.word_id for p in self.problems}
+
+
+def inspect_image(path: Path) -> tuple[tuple[int, int] | None, str | None, str]:
+    """Decode one image fully: ((width, height), None, "") or (None, problem kind, detail)."""
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return None, "missing", "file not found"
+    except OSError as error:
+        return None, "unreadable", str(error)
+    if size == 0:
+        return None, "empty", "file has 0 bytes"
+    try:
+        with Image.open(path) as image:
+            image.load()  # a full decode: catches truncated and corrupt files
+            width, height = image.size
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+        return None, "unreadable", f"{type(error).__name__}: {error}"
+    if width < 2 or height < 2:
+        return None, "degenerate", f"{width}x{height} pixels"
+    return (width, height), None, ""
+
+
+def validate_images(records: Sequence[WordRecord], workers: int = 4) -> ImageReport:
+    """Check every record's image (exists, not empty, decodes, at least 2x2), one at a time."""
+    report = ImageReport()
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for record, (size, kind, detail) in zip(records, pool.map(lambda r: inspect_image(r.path), records)):
+            report.checked += 1
+            if kind is None:
+                report.sizes[record.word_id] = size
+            else:
+                report.problems.append(ImageProblem(record.word_id, record.path, kind, detail))
+    return report
+
+
+# --- Splitting by writer or form ----------------------------------------------
+def _group_key(record: WordRecord) -> str:
+    return f"writer:{record.writer_id}" if record.writer_id is not None else f"form:{record.form_id}"
+
+
+def split_by_group(
+    records: Sequence[WordRecord],
+    fractions: dict[str, float] | None = None,
+    seed: int | None = None,
+) -> dict[str, str]:
+    """Writer-independent split: word id -> split name.
+
+    All words of one writer (when forms.txt names writers) or else of one form go to the
+    same split, so no hand is seen in training and then again in testing. Groups are
+    ordered by a hash of (seed, group), which is stable across runs and machines, and
+    laid end to end over [0, 1); a group falls in the split that holds its midpoint.
+    """
+    fractions = fractions or config.SPLIT_FRACTIONS
+    seed = config.seed() if seed is None else seed
+    sizes = Counter(_group_key(r) for r in records)
+    order = sorted(sizes, key=lambda g: hashlib.sha256(f"{seed}:{g}".encode()).hexdigest())
+    total = sum(sizes.values()) or 1
+    bounds, cumulative = [], 0.0
+    for name, fraction in fractions.items():
+        cumulative += fraction / sum(fractions.values())
+        bounds.append((cumulative, name))
+    group_split, done = {}, 0
+    for group in order:
+        middle = (done + sizes[group] / 2) / total
+        group_split[group] = next((name for bound, name in bounds if middle < bound), bounds[-1][1])
+        done += sizes[group]
+    return {r.word_id: group_split[_group_key(r)] for r in records}
+
+
+class SplitFileError(ValueError):
+    """A split file that cannot be used; the message names the file and line."""
+
+
+def read_split_file(path: Path | str) -> set[str]:
+    """Ids of one split: one form, line or word id per line (first token); '#' starts a comment."""
+    path = Path(path)
+    ids = set()
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        token = line.split("#", 1)[0].split()
+        if not token:
+            continue
+        token = token[0]
+        if not (WORD_ID_PATTERN.match(token) or LINE_ID_PATTERN.match(token) or FORM_ID_PATTERN.match(token)):
+            raise SplitFileError(f"{path}:{number}: {token!r} is not an IAM form, line or word id")
+        ids.add(token)
+    return ids
+
+
+def split_from_files(records: Sequence[WordRecord], split_files: dict[str, Path | str]) -> dict[str, str]:
+    """word id -> split, from files of ids (form, line or word ids, mixed as you like).
+
+    Words listed by no file are left out of the result; a word listed by two files is an error.
+    """
+    listed = {name: read_split_file(path) for name, path in split_files.items()}
+    assignment: dict[str, str] = {}
+    for record in records:
+        keys = (record.word_id, record.line_id, record.form_id)
+        matches = [name for name, ids in listed.items() if any(k in ids for k in keys)]
+        if len(matches) > 1:
+            raise SplitFileError(
+                f"{record.word_id} is listed in more than one split: "
+                + ", ".join(f"{name} ({split_files[name]})" for name in matches)
+            )
+        if matches:
+            assignment[record.word_id] = matches[0]
+    return assignment
+
+
+def split_files_in(folder: Path | str) -> dict[str, Path]:
+    """The split files {train,validation,test}.txt in ``folder`` (all three, or an error)."""
+    folder = Path(folder)
+    files = {name: folder / f"{name}.txt" for name in config.SPLITS}
+    missing = [str(p) for p in files.values() if not p.is_file()]
+    if missing:
+        raise SplitFileError(f"split folder {folder} lacks: {', '.join(missing)}")
+    return files
+
+
+# --- Loading, all in one --------------------------------------------------------
+@dataclass
+class IamDataset:
+    """A parsed, validated and split IAM copy."""
+
+    layout: IamLayout
+    records: list[WordRecord]  # every parsed line, ok and err
+    parse_problems: list[ParseProblem]
+    duplicates: list[ParseProblem]
+    image_report: ImageReport
+    splits: dict[str, str]  # word id -> train / validation / test
+    split_method: str  # how the split was made, in words
+
+    def usable(self, statuses: Sequence[str] = ("ok",)) -> list[WordRecord]:
+        """Records with a readable image, a wanted status and a split; the first of repeated ids."""
+        bad = self.image_report.bad_ids
+        repeated = {d.line_number for d in self.duplicates}
+        return [
+            r
+            for r in self.records
+            if r.status in statuses and r.word_id not in bad and r.word_id in self.splits and r.line_number not in repeated
+        ]
+
+
+def load_iam(
+    root: Path | str,
+    split_dir: Path | str | None = None,
+    validate: bool = True,
+    seed: int | None = None,
+) -> IamDataset:
+    """Find, parse, validate and split the IAM copy under ``root``.
+
+    The split comes from ``split_dir`` if given, else from the dataset's own splits/ folder,
+    else from :func:`split_by_group` (by writer when forms.txt names them, else by form).
+    """
+    layout = find_dataset(root)
+    parsed = parse_words_file(layout.words_file, layout.images_dir)
+    if layout.forms_file is not None:
+        writers = read_writers(layout.forms_file)
+        for record in parsed.records:
+            record.writer_id = writers.get(record.form_id)
+    report = validate_images(parsed.records) if validate else ImageReport()
+    split_dir = Path(split_dir) if split_dir is not None else layout.split_dir
+    if split_dir is not None:
+        splits = split_from_files(parsed.records, split_files_in(split_dir))
+        method = f"from the split files in {split_dir}"
+    else:
+        splits = split_by_group(parsed.records, seed=seed)
+        by = "writer" if any(r.writer_id for r in parsed.records) else "form"
+        method = f"by {by}, deterministic (seed {config.seed() if seed is None else seed}); no split files found"
+    return IamDataset(layout, parsed.records, parsed.problems, parsed.duplicates, report, splits, method)
+
+
+def records_to_frame(dataset: IamDataset):
+    """One row per word: the record's fields, its image size, problem and split."""
+    import pandas as pd
+
+    problems = {p.word_id: p.kind for p in dataset.image_report.problems}
+    rows = []
+    for record in dataset.records:
+        row = asdict(record)
+        row["path"] = record.path.relative_to(dataset.layout.root).as_posix()
+        width, height = dataset.image_report.sizes.get(record.word_id, (None, None))
+        row.update(
+            image_width=width,
+            image_height=height,
+            image_problem=problems.get(record.word_id),
+            split=dataset.splits.get(record.word_id),
+        )
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+# --- Command line -----------------------------------------------------------------
+def check_report(dataset: IamDataset, limit: int = 20) -> str:
+    """The text `python -m utils.iam check` prints."""
+    records, report = dataset.records, dataset.image_report
+    statuses = Counter(r.status for r in records)
+    counts = report.counts()
+    chars = sorted(set("".join(r.text for r in records)))
+    longest = max(records, key=lambda r: len(r.text), default=None)
+    lines = [
+        f"dataset:              {dataset.layout.describe()}",
+        f"words listed:         {len(records)}",
+        f"  ok:                 {statuses.get('ok', 0)}",
+        f"  err:                {statuses.get('err', 0)}",
+        f"malformed lines:      {len(dataset.parse_problems)} (skipped)",
+        f"repeated ids:         {len(dataset.duplicates)} (kept once)",
+        f"images found:         {report.checked - counts['missing']}",
+        f"  readable:           {len(report.sizes)}",
+        f"  missing:            {counts['missing']}",
+        f"  empty/unreadable:   {counts['empty'] + counts['unreadable']} "
+        f"(empty {counts['empty']}, unreadable {counts['unreadable']})",
+        f"  degenerate (<2 px): {counts['degenerate']}",
+        f"distinct characters:  {len(chars)}",
+        f"  set:                {''.join(chars)}",
+        f"  outside IAM's 78:   {''.join(c for c in chars if c not in config.IAM_CHARSET) or 'none'}",
+        f"longest transcription: {longest.text!r} ({len(longest.text)} characters, {longest.word_id})" if longest else "longest transcription: none",
+    ]
+    sections = (
+        ("Malformed lines", dataset.parse_problems),
+        ("Repeated ids", dataset.duplicates),
+        ("Image problems", report.problems),
+    )
+    for title, items in sections:
+        if items:
+            lines.append(f"\n{title} ({len(items)}):")
+            lines += [f"  {item}" for item in items[:limit]]
+            if len(items) > limit:
+                lines.append(f"  ... and {len(items) - limit} more")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m utils.iam", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    check = commands.add_parser("check", help="parse and validate an IAM download, and report")
+    check.add_argument("directory", type=Path, help="folder holding the dataset (searched 3 levels deep)")
+    check.add_argument("--show", type=int, default=20, help="how many problems of each kind to list")
+    check.add_argument("--texts", action="store_true", help="also list every word id with its text")
+    args = parser.parse_args(argv)
+    try:
+        dataset = load_iam(args.directory)
+    except (DatasetNotFoundError, SplitFileError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(check_report(dataset, args.show))
+    if args.texts:
+        print("\nTexts:")
+        for record in dataset.records:
+            print(f"  {record.word_id}\t{record.status}\t{record.text}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,89 @@
+"""The setup every chapter runs first: install what Colab lacks, check versions, report the mode.
+
+Each notebook's first cell finds the repository (cloning it on Colab) and calls :func:`prepare`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import os
+import subprocess
+import sys
+
+from utils import config
+
+# import name -> (pip name, minimum version). TensorFlow is checked, never installed here:
+# Colab ships its own build, and a pip install over it breaks the GPU runtime.
+REQUIREMENTS = {
+    "numpy": ("numpy", "1.26"),
+    "cv2": ("opencv-python-headless", "4.8"),
+    "PIL": ("pillow", "10.0"),
+    "pandas": ("pandas", "2.0"),
+    "matplotlib": ("matplotlib", "3.7"),
+    "seaborn": ("seaborn", "0.13"),
+    "wordfreq": ("wordfreq", "3.0"),
+}
+TENSORFLOW_MINIMUM = "2.16"  # the first release with Keras 3
+
+
+def in_colab() -> bool:
+    return "google.colab" in sys.modules
+
+
+def _version_tuple(version: str) -> tuple[int, ...]:
+    parts = []
+    for piece in version.split(".")[:3]:
+        digits = "".join(ch for ch in piece if ch.isdigit())
+        parts.append(int(digits) if digits else 0)
+    return tuple(parts)
+
+
+def _installed_version(module: str, pip_name: str) -> str | None:
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        return None
+    for name in (pip_name, module, "opencv-python", "opencv-contrib-python"):
+        try:
+            return importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return getattr(sys.modules[module], "__version__", "?")
+
+
+def prepare(check_tensorflow: bool = True) -> None:
+    """Install missing packages on Colab, check versions, quiet TensorFlow, style the plots."""
+    if sys.version_info < (3, 10):
+        raise RuntimeError(f"Python 3.10 or newer is needed, this is {sys.version.split()[0]}")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ log lines out of the outputs
+    versions = {"python": sys.version.split()[0]}
+    missing = [pip for module, (pip, _) in REQUIREMENTS.items() if _installed_version(module, pip) is None]
+    if missing and in_colab():
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", *missing], check=True)
+        importlib.invalidate_caches()
+    elif missing:
+        raise ImportError(f"missing packages: {' '.join(missing)}. Install them with: pip install -r requirements.txt")
+    for module, (pip, minimum) in REQUIREMENTS.items():
+        version = _installed_version(module, pip) or "missing"
+        if version == "missing" or _version_tuple(version) < _version_tuple(minimum):
+            raise ImportError(f"{pip} {version} is too old or missing: {minimum} or newer is needed")
+        versions[pip] = version
+    if check_tensorflow:
+        try:
+            tf_version = importlib.metadata.version("tensorflow")
+        except importlib.metadata.PackageNotFoundError:
+            tf_version = None
+        if tf_version is None or _version_tuple(tf_version) < _version_tuple(TENSORFLOW_MINIMUM):
+            raise ImportError(f"TensorFlow {TENSORFLOW_MINIMUM} or newer is needed (found {tf_version})")
+        versions["tensorflow"] = tf_version
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    sns.set_theme(style="whitegrid", context="notebook")
+    plt.rcParams["figure.dpi"] = 90
+    print("Versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()))
+    print(
+        f"Quick mode: {'ON (HTR_QUICK=1): small data, few epochs' if config.quick_mode() else 'off (full size)'}"
+        f"{' | running in Colab' if in_colab() else ''}"
+    )
