@@ -18,6 +18,15 @@ FONTS_DIR = Path(__file__).resolve().parent / "fonts"
 TEST_DATA_DIR = REPO_ROOT / "test_data"
 
 
+def display_path(path: Path | str) -> str:
+    """A path as messages show it: relative to the repository when inside it, else absolute."""
+    path = Path(path).resolve()
+    try:
+        return path.relative_to(REPO_ROOT).as_posix()
+    except ValueError:
+        return str(path)
+
+
 def artifacts_dir() -> Path:
     """Folder for everything the series produces (index, vocabulary, models, logs).
 

@@ -89,7 +89,7 @@ def resolve_dataset(download: bool | None = None, words: int | None = None, verb
         real = [layout for layout in find_datasets(config.DATA_DIR) if not layout.synthetic]
         download = os.environ.get("HTR_DOWNLOAD", "").lower() == "kaggle" if download is None else download
         if real:
-            resolution = Resolution(real[0], "data", f"IAM was found under {config.DATA_DIR}")
+            resolution = Resolution(real[0], "data", f"IAM was found under {config.display_path(config.DATA_DIR)}/")
         elif download:
             folder = download_from_kaggle()
             resolution = Resolution(find_dataset(folder), "kaggle", f"you opted in to the Kaggle download ({folder})")
@@ -99,7 +99,7 @@ def resolve_dataset(download: bool | None = None, words: int | None = None, verb
             resolution = Resolution(
                 layout,
                 "synthetic",
-                f"no IAM under {config.DATA_DIR} and no HTR_DATA_DIR: using the embedded synthetic mini-IAM "
+                f"no IAM under {config.display_path(config.DATA_DIR)}/ and no HTR_DATA_DIR: using the embedded synthetic mini-IAM "
                 f"({words} words{', quick mode' if config.quick_mode() else ''}). Set HTR_DOWNLOAD=kaggle to download IAM.",
             )
     if verbose:

@@ -53,7 +53,7 @@ class IamLayout:
 
     def describe(self) -> str:
         kind = "synthetic mini-IAM" if self.synthetic else "IAM"
-        return f"{kind} at {self.root} (labels: {self.words_file.name})"
+        return f"{kind} at {config.display_path(self.root)} (labels: {self.words_file.name})"
 
 
 def _layout_at(folder: Path) -> IamLayout | None:
@@ -269,7 +269,7 @@ class ImageProblem:
     detail: str
 
     def __str__(self) -> str:
-        return f"{self.word_id}: {self.kind}: {self.detail} ({self.path})"
+        return f"{self.word_id}: {self.kind}: {self.detail} ({config.display_path(self.path)})"
 
 
 @dataclass
