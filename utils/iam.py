@@ -303,7 +303,7 @@ def inspect_image(path: Path) -> tuple[tuple[int, int] | None, str | None, str]:
         with Image.open(path) as image:
             image.load()  # a full decode: catches truncated and corrupt files
             width, height = image.size
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, ValueError) as error:
         return None, "unreadable", f"{type(error).__name__}: {error}"
     if width < 2 or height < 2:
         return None, "degenerate", f"{width}x{height} pixels"
