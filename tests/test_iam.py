@@ -172,6 +172,7 @@ def test_check_command_reports_a_corrupt_copy_without_crashing(corrupt_copy, cap
         assert defect in out
     assert "words listed:         6" in out
     assert "malformed lines:      2" in out
+    assert "split:                by form" in out and "train:" in out
 
 
 def test_check_command_without_a_dataset_fails_clearly(tmp_path, capsys):

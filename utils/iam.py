@@ -504,7 +504,10 @@ def check_report(dataset: IamDataset, limit: int = 20) -> str:
         f"  set:                {''.join(chars)}",
         f"  outside IAM's 78:   {''.join(c for c in chars if c not in config.IAM_CHARSET) or 'none'}",
         f"longest transcription: {longest.text!r} ({len(longest.text)} characters, {longest.word_id})" if longest else "longest transcription: none",
+        f"split:                {dataset.split_method}",
     ]
+    split_counts = Counter(dataset.splits.get(r.word_id, "in no split") for r in records)
+    lines += [f"  {name + ':':19} {split_counts[name]}" for name in (*config.SPLITS, "in no split") if split_counts[name] or name in config.SPLITS]
     sections = (
         ("Malformed lines", dataset.parse_problems),
         ("Repeated ids", dataset.duplicates),
