@@ -31,7 +31,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from utils import config
-from utils.iam import SYNTHETIC_MARKER, IamLayout, find_dataset
+from utils.iam import SYNTHETIC_MARKER, IamLayout, find_dataset, image_path
 
 GENERATOR_VERSION = 1  # bump when the output for a given seed changes
 WORDS_PER_LINE = (3, 9)
@@ -255,7 +255,7 @@ def _render_chunk(args: tuple[list[_Word], list[WriterStyle], int, str]) -> list
         rng = np.random.default_rng([seed, 2, int(word.word_id[1:3]), int(word.word_id[4:7]),
                                      int(word.word_id[-5:-3]), int(word.word_id[-2:])])  # fmt: skip
         image = render_word(word.text, styles[word.writer], rng, err=word.status == "err")
-        path = Path(images_dir) / word.word_id[:3] / word.word_id[:7] / f"{word.word_id}.png"
+        path = image_path(Path(images_dir), word.word_id)
         path.parent.mkdir(parents=True, exist_ok=True)
         ok, encoded = cv2.imencode(".png", image)
         path.write_bytes(encoded.tobytes())
@@ -355,9 +355,8 @@ def generate_mini_iam(
     # The defects the cleaning chapter must find: one empty image, one missing image.
     train_words = [w for w in plan if styles[w.writer].split == "train" and w.status == "ok"]
     empty, missing = train_words[-1], train_words[-2]
-    image_path = lambda w: images_dir / w.word_id[:3] / w.word_id[:7] / f"{w.word_id}.png"  # noqa: E731
-    image_path(empty).write_bytes(b"")
-    image_path(missing).unlink()
+    image_path(images_dir, empty.word_id).write_bytes(b"")
+    image_path(images_dir, missing.word_id).unlink()
 
     lines = [WORDS_HEADER]
     for word in plan:
