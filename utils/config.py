@@ -77,3 +77,40 @@ def synthetic_word_count() -> int:
 IMAGE_HEIGHT = 64
 IMAGE_WIDTH = 128
 TIME_STEPS = 31  # width of the CRNN's output sequence for a 128-wide input
+
+# --- Preprocessing (utils/preprocess.py) -----------------------------------------
+# A crop's paper colour is this percentile of its gray values (most of a word crop is paper);
+# its ink is the low one. Contrast normalisation stretches ink..paper to 0..1.
+PAPER_PERCENTILE = 90
+INK_PERCENTILE = 2
+# "normalize": whiten everything lighter than IAM's gray level (the threshold IAM binarized
+# the line with) when the word has one, else stretch ink..paper; "binarize": black and white
+# at that threshold; "none": only scale to [0, 1].
+CONTRAST = "normalize"
+# Where the resized word sits in the 128 x 64 frame: "left" (like text on a line) or "center".
+PAD_POSITION = "left"
+
+# --- Augmentation of the training split (utils/preprocess.py) -------------------------
+# name: (probability that an image gets it, (low, high) of its uniformly drawn strength).
+AUGMENTATION = {
+    "shear": (0.5, (-0.35, 0.35)),  # slant: horizontal shift per pixel of height
+    "rotation": (0.3, (-3.0, 3.0)),  # degrees
+    "scale": (0.5, (0.85, 1.05)),  # zoom around the centre
+    "shift_x": (0.3, (-2.0, 6.0)),  # pixels; words sit on the left, so mostly rightwards
+    "shift_y": (0.3, (-4.0, 4.0)),  # pixels
+    "elastic": (0.5, (0.0, 1.5)),  # pixels of smooth, random displacement (a grid distortion)
+    "stroke": (0.4, (-0.5, 0.7)),  # <0 thins the ink, >0 thickens it (3x3 erosion/dilation, blended)
+    "blur": (0.3, (0.4, 1.0)),  # Gaussian sigma in pixels
+    "noise": (0.4, (0.0, 0.06)),  # standard deviation of Gaussian noise
+    "brightness": (0.4, (-0.10, 0.08)),  # added to every pixel
+    "contrast": (0.4, (0.6, 1.15)),  # ink darkness multiplier (1 keeps it)
+}
+ELASTIC_GRID = (3, 9)  # rows, columns of the coarse random displacement field
+
+# --- Encoding and the input pipeline (utils/encoding.py, utils/pipeline.py) ------------
+VOCABULARY_FILE = "vocabulary.txt"  # in artifacts/: one token per line, line k is id k, line 0 the blank
+LABEL_WIDTH = TIME_STEPS  # padded label width: every word that fits 31 CTC steps fits here
+BATCH_SIZE = 64
+SHUFFLE_BUFFER = 4096  # images (8 KB each once cached): enough to mix, bounded whatever the data size
+PIPELINE_CACHE = "disk"  # "disk" (artifacts/cache/, bounded memory), "memory" or "none"
+TRAIN_STATUSES = ("ok",)  # words.txt segmentation results the series trains and evaluates on

@@ -140,3 +140,14 @@ def load_index(folder: Path | None = None):
     frame = pd.read_csv(folder / INDEX_FILE, dtype={"writer_id": str, "text": str}, keep_default_na=False, na_values=[""])
     frame["path"] = [str(root / p) for p in frame["path"]]
     return frame
+
+
+def usable_words(frame, statuses=config.TRAIN_STATUSES):
+    """Rows of the index the series learns from: a wanted status, a readable image, a split, a first id."""
+    keep = (
+        frame["image_problem"].isna()
+        & frame["status"].isin(statuses)
+        & frame["split"].notna()
+        & ~frame["word_id"].duplicated()
+    )
+    return frame[keep]

@@ -1,0 +1,212 @@
+"""Image preprocessing and augmentation: decoding, contrast, distortion-free resize, paper padding."""
+
+from __future__ import annotations
+
+import io
+
+import cv2
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from utils import config
+from utils.preprocess import (
+    augment_batch,
+    decode_gray,
+    load_image,
+    normalize_contrast,
+    percentile,
+    preprocess_image,
+    resize_keep_aspect,
+    resize_keep_aspect_numpy,
+    to_float,
+    to_uint8,
+)
+
+PAPER, INK = 0.8, 0.1
+
+
+def word(height: int, width: int, paper: float = PAPER, ink: float = INK) -> tf.Tensor:
+    """A gray [H, W, 1] 'word': paper with a band of ink across the middle."""
+    image = np.full((height, width, 1), paper, np.float32)
+    image[height // 3 : max(height // 3 + 1, 2 * height // 3), :, 0] = ink
+    return tf.constant(image)
+
+
+def ink_box(image: np.ndarray, threshold: float = 0.5) -> tuple[int, int, int, int]:
+    """Bounding box (top, bottom, left, right) of pixels darker than threshold."""
+    rows, cols = np.nonzero(np.asarray(image)[..., 0] < threshold)
+    return rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
+
+
+def encode(array: np.ndarray, fmt: str, mode: str | None = None) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(array, mode).save(buffer, format=fmt) if mode else Image.fromarray(array).save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+# --- Resize and padding --------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "height, width",
+    [(40, 400), (300, 30), (5, 7), (2000, 3000), (64, 128), (1, 1)],
+    ids=["wide", "tall", "tiny", "huge", "exact", "one-pixel"],
+)
+def test_resize_keeps_the_aspect_ratio_and_pads_with_paper(height, width):
+    out = resize_keep_aspect(word(height, width), position="left", paper=PAPER).numpy()
+    assert out.shape == (config.IMAGE_HEIGHT, config.IMAGE_WIDTH, 1)
+    scale = min(config.IMAGE_HEIGHT / height, config.IMAGE_WIDTH / width)
+    expected_width = int(np.clip(round(width * scale), 1, config.IMAGE_WIDTH))
+    expected_height = int(np.clip(round(height * scale), 1, config.IMAGE_HEIGHT))
+    # The image sits at the left, centred vertically; everything else is exactly the paper colour.
+    top = (config.IMAGE_HEIGHT - expected_height) // 2
+    outside = np.ones(out.shape[:2], bool)
+    outside[top : top + expected_height, :expected_width] = False
+    np.testing.assert_allclose(out[..., 0][outside], PAPER, atol=1e-6)
+    if height > 1:  # the ink band keeps its proportions: full width, a third of the height
+        box_top, box_bottom, box_left, box_right = ink_box(out)
+        assert (box_left, box_right) == (0, expected_width)
+        assert abs((box_bottom - box_top) / expected_height - 1 / 3) < 0.15
+
+
+def test_padding_is_the_paper_colour_not_black():
+    out = resize_keep_aspect(word(20, 20, paper=0.9)).numpy()  # a square: lots of padding
+    assert out[:, -10:].min() > 0.85, "padding must be paper-coloured, never black"
+
+
+def test_center_position_splits_the_padding():
+    out = resize_keep_aspect(word(64, 32), position="center", paper=PAPER).numpy()
+    _, _, left, right = ink_box(out)
+    assert (left, right) == (48, 80)
+
+
+def test_numpy_twin_gives_the_same_geometry_and_padding():
+    gray = np.full((30, 200), 220, np.uint8)
+    gray[10:20, 20:180] = 30
+    twin = resize_keep_aspect_numpy(gray)
+    ours = (resize_keep_aspect(tf.constant(gray[..., None] / 255.0, tf.float32)).numpy()[..., 0] * 255).round()
+    assert twin.shape == ours.shape == (64, 128)
+    assert ink_box(twin[..., None], 128) == ink_box(ours[..., None], 128)
+    assert twin[0, 0] == 220 and ours[0, 0] == pytest.approx(220, abs=2)
+
+
+def test_bad_position_is_refused():
+    with pytest.raises(ValueError, match="position"):
+        resize_keep_aspect(word(10, 10), position="right")
+
+
+# --- Decoding --------------------------------------------------------------------------------
+def test_rgba_is_composited_on_white_paper():
+    rgba = np.zeros((10, 20, 4), np.uint8)  # transparent black everywhere...
+    rgba[3:6, 2:18] = (0, 0, 255, 255)  # ...except an opaque blue stroke
+    gray = decode_gray(encode(rgba, "PNG", "RGBA")).numpy()[..., 0]
+    assert gray.shape == (10, 20)
+    assert gray[0, 0] == pytest.approx(1.0)  # transparent -> paper, not black
+    assert gray[4, 10] == pytest.approx(0.114, abs=0.01)  # blue's luminance
+
+
+def test_gray_with_alpha_is_composited_too():
+    la = np.zeros((6, 6, 2), np.uint8)
+    la[2:4, 2:4] = (0, 255)
+    gray = decode_gray(encode(la, "PNG", "LA")).numpy()[..., 0]
+    assert gray[0, 0] == pytest.approx(1.0) and gray[2, 2] == pytest.approx(0.0)
+
+
+def test_16_bit_png_is_scaled_like_8_bit():
+    array16 = np.full((8, 12), 52428, np.uint16)  # 0.8 of full scale
+    ok, buffer = cv2.imencode(".png", array16)
+    gray = decode_gray(buffer.tobytes()).numpy()
+    assert gray.shape == (8, 12, 1)
+    np.testing.assert_allclose(gray, 0.8, atol=1e-4)
+
+
+def test_jpeg_colour_and_gray_decode_to_one_channel():
+    colour = np.zeros((16, 32, 3), np.uint8)
+    colour[...] = (200, 180, 160)
+    for data in (encode(colour, "JPEG"), encode(colour[..., 0], "JPEG")):
+        gray = decode_gray(data).numpy()
+        assert gray.shape == (16, 32, 1)
+        assert 0.6 < gray.mean() < 0.85
+
+
+def test_garbage_bytes_raise():
+    with pytest.raises(tf.errors.InvalidArgumentError):
+        decode_gray(b"not an image")
+
+
+# --- Contrast ----------------------------------------------------------------------------------
+def test_percentile_matches_numpy():
+    values = tf.constant(np.linspace(0, 1, 1001, dtype=np.float32).reshape(-1, 1, 1))
+    assert float(percentile(values, 90)) == pytest.approx(0.9, abs=1 / 256)
+
+
+def test_normalize_stretches_ink_to_black_and_paper_to_white():
+    out = normalize_contrast(word(30, 60, paper=0.7, ink=0.3), mode="normalize").numpy()
+    assert out.min() == pytest.approx(0.0, abs=0.01) and out.max() == pytest.approx(1.0, abs=0.01)
+
+
+def test_gray_level_whitens_everything_lighter_than_it():
+    image = word(30, 60, paper=0.6, ink=0.1)
+    smudge = tf.tensor_scatter_nd_update(image, [[0, 0, 0]], [0.45])  # lighter than IAM's threshold
+    out = normalize_contrast(smudge, gray_level=int(0.4 * 255), mode="normalize").numpy()
+    assert out[0, 0, 0] == pytest.approx(1.0) and out[15, 5, 0] == pytest.approx(0.0, abs=0.01)
+    binary = normalize_contrast(smudge, gray_level=int(0.4 * 255), mode="binarize").numpy()
+    assert set(np.unique(binary)) == {0.0, 1.0}
+
+
+def test_blank_image_stays_blank():
+    out = preprocess_image(tf.fill([20, 40, 1], 0.9)).numpy()
+    assert np.isfinite(out).all() and out.min() == out.max()
+
+
+def test_uint8_round_trip_is_within_half_a_level():
+    image = tf.random.uniform([64, 128, 1], seed=1)
+    np.testing.assert_allclose(to_float(to_uint8(image)).numpy(), image.numpy(), atol=0.5 / 255 + 1e-7)
+
+
+def test_load_image_reads_a_file(tmp_path):
+    path = tmp_path / "word.png"
+    path.write_bytes(encode(np.full((40, 90), 200, np.uint8), "PNG"))
+    out = load_image(str(path))
+    assert out.shape == (64, 128, 1) and out.dtype == tf.float32
+
+
+# --- Augmentation ------------------------------------------------------------------------------
+def batch_of_words(count: int = 6) -> tf.Tensor:
+    images = [preprocess_image(word(30 + 5 * i, 90 + 20 * i)) for i in range(count)]
+    return tf.stack(images)
+
+
+def test_augmentation_is_deterministic_for_a_seed_and_varies_between_seeds():
+    images = batch_of_words()
+    first = augment_batch(images, tf.constant([1, 2])).numpy()
+    again = augment_batch(images, tf.constant([1, 2])).numpy()
+    other = augment_batch(images, tf.constant([3, 4])).numpy()
+    np.testing.assert_array_equal(first, again)
+    assert np.abs(first - other).mean() > 0.01
+    assert first.shape == images.shape and first.min() >= 0.0 and first.max() <= 1.0
+
+
+def test_probability_zero_leaves_images_untouched():
+    images = batch_of_words()
+    off = {name: (0.0, value_range) for name, (_, value_range) in config.AUGMENTATION.items()}
+    np.testing.assert_allclose(augment_batch(images, tf.constant([5, 6]), off).numpy(), images.numpy(), atol=1e-5)
+
+
+@pytest.mark.parametrize("name", sorted(config.AUGMENTATION))
+def test_each_augmentation_changes_the_image_when_forced(name):
+    images = batch_of_words()
+    only = {key: ((1.0 if key == name else 0.0), value_range) for key, value_range in
+            ((key, value[1]) for key, value in config.AUGMENTATION.items())}
+    low, high = config.AUGMENTATION[name][1]
+    only[name] = (1.0, (high, high) if abs(high) >= abs(low) else (low, low))  # its strongest setting
+    changed = np.abs(augment_batch(images, tf.constant([7, 8]), only).numpy() - images.numpy()).mean()
+    assert changed > 1e-3, f"{name} at full strength did not change the images"
+
+
+def test_augmentation_keeps_the_word_mostly_in_frame():
+    images = batch_of_words(16)
+    augmented = augment_batch(images, tf.constant([9, 9])).numpy()
+    ink_before = (images.numpy() < 0.5).sum(axis=(1, 2, 3))
+    ink_after = (augmented < 0.5).sum(axis=(1, 2, 3))
+    assert (ink_after > 0.4 * ink_before).all(), "an augmentation erased or pushed out most of a word"

@@ -1,0 +1,261 @@
+"""Turn a word image of any size and format into the model's 128 x 64 input, and augment it.
+
+Everything on the training path is TensorFlow ops, so ``tf.data`` runs it in parallel:
+decode -> one gray channel -> contrast -> distortion-free resize + paper-coloured padding.
+Pixels end in [0, 1] with paper at 1 (white) and ink towards 0. :func:`augment_batch` draws
+random, readable distortions for the training split, deterministically from a seed.
+``resize_keep_aspect_numpy`` is the NumPy/OpenCV twin that chapter 02 works through by hand.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import cv2
+import numpy as np
+import tensorflow as tf
+
+from utils import config
+
+
+# --- Decoding -----------------------------------------------------------------------
+def decode_gray(contents: tf.Tensor) -> tf.Tensor:
+    """Encoded PNG/JPEG/BMP/GIF/WebP bytes -> float32 [H, W, 1] in [0, 1], one gray channel.
+
+    8- and 16-bit images both land in [0, 1]; colour becomes luminance; transparency is
+    composited on white paper, so a transparent background does not turn black.
+    """
+    image = tf.io.decode_image(contents, channels=0, dtype=tf.float32, expand_animations=False)
+    channels = tf.shape(image)[-1]
+
+    def gray_alpha():  # LA: gray + alpha
+        return image[..., :1] * image[..., 1:2] + (1.0 - image[..., 1:2])
+
+    def rgb():
+        return tf.image.rgb_to_grayscale(image[..., :3])
+
+    def rgba():
+        alpha = image[..., 3:4]
+        return tf.image.rgb_to_grayscale(image[..., :3]) * alpha + (1.0 - alpha)
+
+    gray = tf.switch_case(channels - 1, [lambda: image[..., :1], gray_alpha, rgb, rgba])
+    return tf.ensure_shape(gray, [None, None, 1])
+
+
+def read_gray(path: tf.Tensor | str | Path) -> tf.Tensor:
+    """Read and decode one image file (see :func:`decode_gray`)."""
+    return decode_gray(tf.io.read_file(str(path) if isinstance(path, Path) else path))
+
+
+# --- Contrast -----------------------------------------------------------------------
+def percentile(image: tf.Tensor, q: float) -> tf.Tensor:
+    """The q-th percentile of an image in [0, 1], from a 256-bin histogram (linear time)."""
+    counts = tf.histogram_fixed_width(tf.reshape(image, [-1]), [0.0, 1.0], nbins=256)
+    cumulative = tf.cumsum(counts)
+    rank = tf.cast(tf.math.ceil(q / 100.0 * tf.cast(cumulative[-1], tf.float32)), tf.int32)
+    index = tf.argmax(tf.cast(cumulative >= tf.maximum(rank, 1), tf.int32))
+    return (tf.cast(index, tf.float32) + 0.5) / 256.0
+
+
+def normalize_contrast(image: tf.Tensor, gray_level: tf.Tensor | int = -1, mode: str | None = None) -> tf.Tensor:
+    """Stretch ink..paper to 0..1 (``mode`` from ``config.CONTRAST``: normalize, binarize or none).
+
+    ``gray_level`` is IAM's per-word threshold (0-255; -1 when unknown). Lighter than it is paper;
+    without it, the paper and ink colours are estimated from the image's percentiles.
+    """
+    mode = mode or config.CONTRAST
+    if mode == "none":
+        return image
+    if mode not in ("normalize", "binarize"):
+        raise ValueError(f"contrast mode {mode!r}: expected 'normalize', 'binarize' or 'none'")
+    gray_level = tf.cast(gray_level, tf.float32)
+    paper = percentile(image, config.PAPER_PERCENTILE)
+    ink = percentile(image, config.INK_PERCENTILE)
+    known = gray_level > 0
+    threshold = tf.where(known, gray_level / 255.0, (ink + paper) / 2.0)
+    if mode == "binarize":
+        return tf.cast(image > threshold, tf.float32)
+    paper = tf.where(known, tf.minimum(paper, threshold), paper)
+    scale = tf.maximum(paper - ink, 1.0 / 255.0)  # a blank image stays blank instead of dividing by 0
+    return tf.clip_by_value((image - ink) / scale, 0.0, 1.0)
+
+
+# --- Distortion-free resize -----------------------------------------------------------
+def fit_size(height: tf.Tensor, width: tf.Tensor, target_height: int, target_width: int) -> tuple[tf.Tensor, tf.Tensor]:
+    """The largest (height, width) with the image's aspect ratio that fits the target, at least 1 x 1."""
+    height, width = tf.cast(height, tf.float32), tf.cast(width, tf.float32)
+    scale = tf.minimum(target_height / height, target_width / width)
+    new_height = tf.clip_by_value(tf.cast(tf.round(height * scale), tf.int32), 1, target_height)
+    new_width = tf.clip_by_value(tf.cast(tf.round(width * scale), tf.int32), 1, target_width)
+    return new_height, new_width
+
+
+def resize_keep_aspect(
+    image: tf.Tensor,
+    height: int = config.IMAGE_HEIGHT,
+    width: int = config.IMAGE_WIDTH,
+    position: str | None = None,
+    paper: tf.Tensor | float | None = None,
+) -> tf.Tensor:
+    """Scale [H, W, 1] to fit height x width without distortion and pad with the paper colour.
+
+    ``position`` ("left" or "center", default ``config.PAD_POSITION``) places the word
+    horizontally; it is always centred vertically. ``paper`` defaults to the image's own paper
+    colour (its ``config.PAPER_PERCENTILE``), never black.
+    """
+    position = position or config.PAD_POSITION
+    if position not in ("left", "center"):
+        raise ValueError(f"position {position!r}: expected 'left' or 'center'")
+    paper = percentile(image, config.PAPER_PERCENTILE) if paper is None else tf.cast(paper, tf.float32)
+    shape = tf.shape(image)
+    new_height, new_width = fit_size(shape[0], shape[1], height, width)
+    resized = tf.image.resize(image, [new_height, new_width], method="bilinear", antialias=True)
+    top = (height - new_height) // 2
+    left = 0 if position == "left" else (width - new_width) // 2
+    padded = tf.pad(
+        resized - paper, [[top, height - new_height - top], [left, width - new_width - left], [0, 0]]
+    ) + paper
+    return tf.ensure_shape(tf.clip_by_value(padded, 0.0, 1.0), [height, width, 1])
+
+
+def preprocess_image(
+    image: tf.Tensor, gray_level: tf.Tensor | int = -1, contrast: str | None = None, position: str | None = None
+) -> tf.Tensor:
+    """Gray [H, W, 1] in [0, 1] -> the model's [64, 128, 1] input: contrast, then resize and pad."""
+    return resize_keep_aspect(normalize_contrast(image, gray_level, contrast), position=position)
+
+
+def load_image(
+    path: tf.Tensor | str | Path, gray_level: tf.Tensor | int = -1, contrast: str | None = None, position: str | None = None
+) -> tf.Tensor:
+    """Read one file and preprocess it: exactly what training and prediction both do."""
+    return preprocess_image(read_gray(path), gray_level, contrast, position)
+
+
+def to_uint8(image: tf.Tensor) -> tf.Tensor:
+    """[0, 1] floats -> uint8, 4x smaller: how the pipeline caches preprocessed images."""
+    return tf.cast(tf.round(tf.clip_by_value(image, 0.0, 1.0) * 255.0), tf.uint8)
+
+
+def to_float(image: tf.Tensor) -> tf.Tensor:
+    """uint8 -> float32 in [0, 1]: the model's input scale, defined here only."""
+    return tf.cast(image, tf.float32) / 255.0
+
+
+def resize_keep_aspect_numpy(
+    gray: np.ndarray, height: int = config.IMAGE_HEIGHT, width: int = config.IMAGE_WIDTH, position: str = "left"
+) -> np.ndarray:
+    """The same distortion-free resize in NumPy/OpenCV on a uint8 image, as chapter 02 explains it."""
+    paper = int(np.percentile(gray, config.PAPER_PERCENTILE))
+    scale = min(height / gray.shape[0], width / gray.shape[1])
+    new_height = int(np.clip(round(gray.shape[0] * scale), 1, height))
+    new_width = int(np.clip(round(gray.shape[1] * scale), 1, width))
+    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    resized = cv2.resize(gray, (new_width, new_height), interpolation=interpolation)
+    canvas = np.full((height, width), paper, dtype=np.uint8)
+    top = (height - new_height) // 2
+    left = 0 if position == "left" else (width - new_width) // 2
+    canvas[top : top + new_height, left : left + new_width] = resized
+    return canvas
+
+
+# --- Augmentation ---------------------------------------------------------------------
+def _draw(seed: tf.Tensor, batch: tf.Tensor, name: str, identity: float, params: dict) -> tf.Tensor:
+    """Per-image strengths of one augmentation: drawn in its range with its probability, else identity."""
+    probability, (low, high) = params[name]
+    seeds = tf.random.experimental.stateless_split(seed, 2)
+    applied = tf.random.stateless_uniform([batch], seeds[0]) < probability
+    value = tf.random.stateless_uniform([batch], seeds[1], minval=low, maxval=high)
+    return tf.where(applied, value, identity)
+
+
+def _seed_for(seed: tf.Tensor, name: str) -> tf.Tensor:
+    """An independent seed per augmentation, so changing one's settings leaves the others' draws alone."""
+    salt = int.from_bytes(name.encode("utf-8")[:4].ljust(4, b"\0"), "little") % (2**31)
+    return tf.random.experimental.stateless_fold_in(tf.cast(seed, tf.int64), salt)
+
+
+def _sample_bilinear(images: tf.Tensor, source_y: tf.Tensor, source_x: tf.Tensor, fill: float) -> tf.Tensor:
+    """images [B, H, W, 1] sampled at float source coordinates [B, H, W]; outside is ``fill``."""
+    shape = tf.shape(images)
+    height, width = shape[1], shape[2]
+    flat = tf.reshape(images, [shape[0], -1])
+    y0, x0 = tf.floor(source_y), tf.floor(source_x)
+    wy, wx = source_y - y0, source_x - x0
+    result = 0.0
+    for dy, weight_y in ((0.0, 1.0 - wy), (1.0, wy)):
+        for dx, weight_x in ((0.0, 1.0 - wx), (1.0, wx)):
+            y, x = tf.cast(y0 + dy, tf.int32), tf.cast(x0 + dx, tf.int32)
+            inside = (y >= 0) & (y < height) & (x >= 0) & (x < width)
+            index = tf.clip_by_value(y, 0, height - 1) * width + tf.clip_by_value(x, 0, width - 1)
+            values = tf.gather(flat, tf.reshape(index, [shape[0], -1]), batch_dims=1)
+            values = tf.where(inside, tf.reshape(values, tf.shape(index)), fill)
+            result += weight_y * weight_x * values
+    return result[..., None]
+
+
+def _geometry(images: tf.Tensor, seed: tf.Tensor, params: dict) -> tf.Tensor:
+    """Shear, rotation, scale, shift and an elastic grid distortion, in one resampling."""
+    shape = tf.shape(images)
+    batch, height, width = shape[0], shape[1], shape[2]
+    shear = _draw(_seed_for(seed, "shear"), batch, "shear", 0.0, params)
+    angle = _draw(_seed_for(seed, "rotation"), batch, "rotation", 0.0, params) * (math.pi / 180.0)
+    scale = _draw(_seed_for(seed, "scale"), batch, "scale", 1.0, params)
+    shift_x = _draw(_seed_for(seed, "shift_x"), batch, "shift_x", 0.0, params)
+    shift_y = _draw(_seed_for(seed, "shift_y"), batch, "shift_y", 0.0, params)
+    # Output pixel q comes from source c + M (q - c - shift), M = inverse of (shear . rotate) / scale.
+    cos, sin = tf.cos(angle), tf.sin(angle)
+    m00, m01 = cos / scale, (sin + shear * cos) / scale
+    m10, m11 = -sin / scale, (cos - shear * sin) / scale
+    centre_y, centre_x = tf.cast(height - 1, tf.float32) / 2.0, tf.cast(width - 1, tf.float32) / 2.0
+    grid_y, grid_x = tf.meshgrid(tf.range(height, dtype=tf.float32), tf.range(width, dtype=tf.float32), indexing="ij")
+    qy = grid_y[None] - centre_y - shift_y[:, None, None]
+    qx = grid_x[None] - centre_x - shift_x[:, None, None]
+    source_x = centre_x + m00[:, None, None] * qx + m01[:, None, None] * qy
+    source_y = centre_y + m10[:, None, None] * qx + m11[:, None, None] * qy
+    # Elastic: a coarse grid of random displacements, smoothly interpolated to every pixel.
+    amount = _draw(_seed_for(seed, "elastic"), batch, "elastic", 0.0, params)
+    rows, cols = config.ELASTIC_GRID
+    coarse = tf.random.stateless_normal([batch, rows, cols, 2], _seed_for(seed, "elastic-field"))
+    field = tf.image.resize(coarse, [height, width], method="bicubic") * amount[:, None, None, None]
+    return _sample_bilinear(images, source_y + field[..., 0], source_x + field[..., 1], fill=1.0)
+
+
+def _gaussian_blur(images: tf.Tensor, sigma: tf.Tensor) -> tf.Tensor:
+    """Blur each image with its own sigma: the batch becomes the channels of one depthwise conv."""
+    radius = 2
+    taps = tf.range(-radius, radius + 1, dtype=tf.float32)
+    kernel_1d = tf.exp(-(taps[None, :] ** 2) / (2.0 * tf.maximum(sigma, 1e-3)[:, None] ** 2))
+    kernel_1d /= tf.reduce_sum(kernel_1d, axis=1, keepdims=True)  # [B, 5]
+    channels = tf.transpose(images, [3, 1, 2, 0])  # [1, H, W, B]
+    padded = tf.pad(channels, [[0, 0], [radius, radius], [radius, radius], [0, 0]], mode="SYMMETRIC")
+    rows = tf.transpose(kernel_1d)[:, None, :, None]  # [5, 1, B, 1]
+    cols = tf.transpose(kernel_1d)[None, :, :, None]  # [1, 5, B, 1]
+    blurred = tf.nn.depthwise_conv2d(padded, rows, [1, 1, 1, 1], "VALID")
+    blurred = tf.nn.depthwise_conv2d(blurred, cols, [1, 1, 1, 1], "VALID")
+    return tf.transpose(blurred, [3, 1, 2, 0])
+
+
+def augment_batch(images: tf.Tensor, seed: tf.Tensor, params: dict | None = None) -> tf.Tensor:
+    """Random, readable distortions of a batch [B, 64, 128, 1] in [0, 1] (paper 1).
+
+    Deterministic for ``seed`` (a shape-[2] integer tensor): the same seed gives the same
+    result. Probabilities and ranges come from ``config.AUGMENTATION`` unless ``params`` is given.
+    """
+    params = params or config.AUGMENTATION
+    seed = tf.cast(seed, tf.int64)
+    batch = tf.shape(images)[0]
+    images = _geometry(tf.cast(images, tf.float32), seed, params)
+    stroke = _draw(_seed_for(seed, "stroke"), batch, "stroke", 0.0, params)[:, None, None, None]
+    thicker = -tf.nn.max_pool2d(-images, 3, 1, "SAME")  # erosion of the paper = dilation of the ink
+    thinner = tf.nn.max_pool2d(images, 3, 1, "SAME")
+    images = images + tf.maximum(stroke, 0.0) * (thicker - images) + tf.maximum(-stroke, 0.0) * (thinner - images)
+    sigma = _draw(_seed_for(seed, "blur"), batch, "blur", 0.0, params)
+    images = _gaussian_blur(images, sigma)
+    contrast = _draw(_seed_for(seed, "contrast"), batch, "contrast", 1.0, params)[:, None, None, None]
+    images = 1.0 - (1.0 - images) * contrast
+    images += _draw(_seed_for(seed, "brightness"), batch, "brightness", 0.0, params)[:, None, None, None]
+    noise = _draw(_seed_for(seed, "noise"), batch, "noise", 0.0, params)[:, None, None, None]
+    images += noise * tf.random.stateless_normal(tf.shape(images), _seed_for(seed, "noise-pixels"))
+    return tf.clip_by_value(images, 0.0, 1.0)
