@@ -101,7 +101,7 @@ AUGMENTATION = {
     "elastic": (0.5, (0.0, 1.5)),  # pixels of smooth, random displacement (a grid distortion)
     "stroke": (0.4, (-0.5, 0.7)),  # <0 thins the ink, >0 thickens it (3x3 erosion/dilation, blended)
     "blur": (0.3, (0.4, 1.0)),  # Gaussian sigma in pixels
-    "noise": (0.4, (0.0, 0.06)),  # standard deviation of Gaussian noise
+    "noise": (0.4, (0.0, 0.06)),  # standard deviation of the pixel noise
     "brightness": (0.4, (-0.10, 0.08)),  # added to every pixel
     "contrast": (0.4, (0.6, 1.15)),  # ink darkness multiplier (1 keeps it)
 }
