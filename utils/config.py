@@ -89,6 +89,8 @@ INK_PERCENTILE = 2
 CONTRAST = "normalize"
 # Where the resized word sits in the 128 x 64 frame: "left" (like text on a line) or "center".
 PAD_POSITION = "left"
+# The most a small crop is enlarged: a full stop must not become as tall as an "o".
+MAX_UPSCALE = 2.0
 
 # --- Augmentation of the training split (utils/preprocess.py) -------------------------
 # name: (probability that an image gets it, (low, high) of its uniformly drawn strength).

@@ -50,12 +50,15 @@ def read_gray(path: tf.Tensor | str | Path) -> tf.Tensor:
 
 # --- Contrast -----------------------------------------------------------------------
 def percentile(image: tf.Tensor, q: float) -> tf.Tensor:
-    """The q-th percentile of an image in [0, 1], from a 256-bin histogram (linear time)."""
+    """The q-th percentile of an image in [0, 1], from a 256-bin histogram (linear time).
+
+    Bin k holds the 8-bit level k, so the answer is exact for images decoded from 8 bits.
+    """
     counts = tf.histogram_fixed_width(tf.reshape(image, [-1]), [0.0, 1.0], nbins=256)
     cumulative = tf.cumsum(counts)
     rank = tf.cast(tf.math.ceil(q / 100.0 * tf.cast(cumulative[-1], tf.float32)), tf.int32)
     index = tf.argmax(tf.cast(cumulative >= tf.maximum(rank, 1), tf.int32))
-    return (tf.cast(index, tf.float32) + 0.5) / 256.0
+    return tf.cast(index, tf.float32) / 255.0
 
 
 def normalize_contrast(image: tf.Tensor, gray_level: tf.Tensor | int = -1, mode: str | None = None) -> tf.Tensor:
@@ -77,15 +80,19 @@ def normalize_contrast(image: tf.Tensor, gray_level: tf.Tensor | int = -1, mode:
     if mode == "binarize":
         return tf.cast(image > threshold, tf.float32)
     paper = tf.where(known, tf.minimum(paper, threshold), paper)
-    scale = tf.maximum(paper - ink, 1.0 / 255.0)  # a blank image stays blank instead of dividing by 0
-    return tf.clip_by_value((image - ink) / scale, 0.0, 1.0)
+    stretched = tf.clip_by_value((image - ink) / tf.maximum(paper - ink, 1e-6), 0.0, 1.0)
+    blank = paper - ink < 2.0 / 255.0  # nothing written: plain paper, not noise stretched to black
+    return tf.where(blank, tf.ones_like(image), stretched)
 
 
 # --- Distortion-free resize -----------------------------------------------------------
 def fit_size(height: tf.Tensor, width: tf.Tensor, target_height: int, target_width: int) -> tuple[tf.Tensor, tf.Tensor]:
-    """The largest (height, width) with the image's aspect ratio that fits the target, at least 1 x 1."""
+    """The largest (height, width) with the image's aspect ratio that fits the target, at least 1 x 1.
+
+    Small crops are enlarged at most ``config.MAX_UPSCALE`` times, so they stay small.
+    """
     height, width = tf.cast(height, tf.float32), tf.cast(width, tf.float32)
-    scale = tf.minimum(target_height / height, target_width / width)
+    scale = tf.minimum(tf.minimum(target_height / height, target_width / width), config.MAX_UPSCALE)
     new_height = tf.clip_by_value(tf.cast(tf.round(height * scale), tf.int32), 1, target_height)
     new_width = tf.clip_by_value(tf.cast(tf.round(width * scale), tf.int32), 1, target_width)
     return new_height, new_width
@@ -148,7 +155,7 @@ def resize_keep_aspect_numpy(
 ) -> np.ndarray:
     """The same distortion-free resize in NumPy/OpenCV on a uint8 image, as chapter 02 explains it."""
     paper = int(np.percentile(gray, config.PAPER_PERCENTILE))
-    scale = min(height / gray.shape[0], width / gray.shape[1])
+    scale = min(height / gray.shape[0], width / gray.shape[1], config.MAX_UPSCALE)
     new_height = int(np.clip(round(gray.shape[0] * scale), 1, height))
     new_width = int(np.clip(round(gray.shape[1] * scale), 1, width))
     interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
@@ -207,25 +214,52 @@ def _upsampling_matrix(size: int, target: tf.Tensor) -> tf.Tensor:
     return tf.image.resize(identity, [target, 1], method="bicubic")[0, :, 0, :]
 
 
+def _ink_extent(ink: tf.Tensor, size: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """First and last index where ``ink`` [B, size] is true; the whole range where there is none."""
+    any_ink = tf.reduce_any(ink, axis=1)
+    first = tf.cast(tf.argmax(tf.cast(ink, tf.int32), axis=1), tf.float32)
+    last = tf.cast(size - 1, tf.float32) - tf.cast(tf.argmax(tf.cast(ink[:, ::-1], tf.int32), axis=1), tf.float32)
+    return tf.where(any_ink, first, 0.0), tf.where(any_ink, last, tf.cast(size - 1, tf.float32))
+
+
 def _geometry(images: tf.Tensor, seed: tf.Tensor, params: dict) -> tf.Tensor:
-    """Shear, rotation, scale, shift and an elastic grid distortion, in one resampling."""
+    """Shear, rotation, scale, shift and an elastic grid distortion, in one resampling.
+
+    The word's ink box is kept inside the frame: where a draw would push a letter out (and the
+    label would still claim it), the word is shrunk and moved back just enough.
+    """
     shape = tf.shape(images)
     batch, height, width = shape[0], shape[1], shape[2]
     shear = _draw(_seed_for(seed, "shear"), batch, "shear", 0.0, params)
     angle = _draw(_seed_for(seed, "rotation"), batch, "rotation", 0.0, params) * (math.pi / 180.0)
     scale = _draw(_seed_for(seed, "scale"), batch, "scale", 1.0, params)
-    shift_x = _draw(_seed_for(seed, "shift_x"), batch, "shift_x", 0.0, params)
-    shift_y = _draw(_seed_for(seed, "shift_y"), batch, "shift_y", 0.0, params)
-    # Output pixel q comes from source c + M (q - c - shift), M = inverse of (shear . rotate) / scale.
+    shift = tf.stack(
+        [_draw(_seed_for(seed, "shift_x"), batch, "shift_x", 0.0, params),
+         _draw(_seed_for(seed, "shift_y"), batch, "shift_y", 0.0, params)], axis=1
+    )  # [B, 2] as (x, y)
+    # Forward map around the centre c: p -> c + shift + A (p - c), with A = scale * shear . rotate.
     cos, sin = tf.cos(angle), tf.sin(angle)
-    m00, m01 = cos / scale, (sin + shear * cos) / scale
-    m10, m11 = -sin / scale, (cos - shear * sin) / scale
-    centre_y, centre_x = tf.cast(height - 1, tf.float32) / 2.0, tf.cast(width - 1, tf.float32) / 2.0
+    a = tf.reshape(tf.stack([cos - shear * sin, -sin - shear * cos, sin, cos], axis=1), [-1, 2, 2]) * scale[:, None, None]
+    size = tf.cast(tf.stack([width, height]), tf.float32)  # (x, y)
+    centre = (size - 1.0) / 2.0
+    # Where the corners of the ink box land; shrink and move the word so that they stay inside.
+    x0, x1 = _ink_extent(tf.reduce_any(images[..., 0] < 0.5, axis=1), width)
+    y0, y1 = _ink_extent(tf.reduce_any(images[..., 0] < 0.5, axis=2), height)
+    corners = tf.stack([tf.stack([x, y], axis=1) for x in (x0, x1) for y in (y0, y1)], axis=1)  # [B, 4, 2]
+    moved = tf.einsum("bij,bkj->bki", a, corners - centre) + shift[:, None, :]  # relative to the centre
+    low, high = tf.reduce_min(moved, axis=1), tf.reduce_max(moved, axis=1)  # [B, 2]
+    fit = tf.reduce_min(tf.minimum(1.0, (size - 1.0) / tf.maximum(high - low, 1e-3)), axis=1)  # [B]
+    low, high = low * fit[:, None], high * fit[:, None]
+    back = tf.maximum(0.0, -centre - low) - tf.maximum(0.0, high - centre)
+    a *= fit[:, None, None]
+    shift = shift * fit[:, None] + back
+    # Output pixel q comes from source c + A^-1 (q - c - shift).
+    inverse = tf.linalg.inv(a)
     grid_y, grid_x = tf.meshgrid(tf.range(height, dtype=tf.float32), tf.range(width, dtype=tf.float32), indexing="ij")
-    qy = grid_y[None] - centre_y - shift_y[:, None, None]
-    qx = grid_x[None] - centre_x - shift_x[:, None, None]
-    source_x = centre_x + m00[:, None, None] * qx + m01[:, None, None] * qy
-    source_y = centre_y + m10[:, None, None] * qx + m11[:, None, None] * qy
+    qx = grid_x[None] - centre[0] - shift[:, 0, None, None]
+    qy = grid_y[None] - centre[1] - shift[:, 1, None, None]
+    source_x = centre[0] + inverse[:, 0, 0, None, None] * qx + inverse[:, 0, 1, None, None] * qy
+    source_y = centre[1] + inverse[:, 1, 0, None, None] * qx + inverse[:, 1, 1, None, None] * qy
     # Elastic: a coarse grid of random displacements, smoothly interpolated to every pixel.
     amount = _draw(_seed_for(seed, "elastic"), batch, "elastic", 0.0, params)
     rows, cols = config.ELASTIC_GRID

@@ -52,6 +52,26 @@ def _installed_version(module: str, pip_name: str) -> str | None:
     return getattr(sys.modules[module], "__version__", "?")
 
 
+def import_tensorflow_quietly() -> None:
+    """Import TensorFlow with the process's stderr muted for the moment.
+
+    TF 2.21 prints its oneDNN/CUDA notices (and a cuInit error on a machine without a GPU)
+    before its logging reads ``TF_CPP_MIN_LOG_LEVEL``, and Jupyter shows them as cell output.
+    Python errors still surface: only the C-level file descriptor 2 is redirected.
+    """
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        import tensorflow as tf
+
+        tf.zeros(1)  # the first op probes the devices: that is when the cuInit line comes
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
 def prepare(check_tensorflow: bool = True) -> None:
     """Install missing packages on Colab, check versions, quiet TensorFlow, style the plots."""
     if sys.version_info < (3, 10):
@@ -77,6 +97,7 @@ def prepare(check_tensorflow: bool = True) -> None:
         if tf_version is None or _version_tuple(tf_version) < _version_tuple(TENSORFLOW_MINIMUM):
             raise ImportError(f"TensorFlow {TENSORFLOW_MINIMUM} or newer is needed (found {tf_version})")
         versions["tensorflow"] = tf_version
+        import_tensorflow_quietly()
     import matplotlib.pyplot as plt
     import seaborn as sns
 
