@@ -244,3 +244,12 @@ def test_augmentation_keeps_the_word_mostly_in_frame():
     ink_before = (1 - images.numpy()).sum(axis=(1, 2, 3))
     ink_after = (1 - augmented).sum(axis=(1, 2, 3))
     assert (ink_after > 0.25 * ink_before).all(), "an augmentation erased or pushed out most of a word"
+
+
+def test_each_augmentation_draws_from_its_own_seed():
+    """shift_x and shift_y (or noise and its pixels) must not share draws: they would move together."""
+    from utils.preprocess import _seed_for
+
+    names = [*config.AUGMENTATION, "elastic-field", "noise-pixels"]
+    seeds = {tuple(_seed_for(tf.constant([1, 2]), name).numpy()) for name in names}
+    assert len(seeds) == len(names)

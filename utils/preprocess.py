@@ -10,6 +10,7 @@ random, readable distortions for the training split, deterministically from a se
 from __future__ import annotations
 
 import math
+import zlib
 from pathlib import Path
 
 import cv2
@@ -179,7 +180,7 @@ def _draw(seed: tf.Tensor, batch: tf.Tensor, name: str, identity: float, params:
 
 def _seed_for(seed: tf.Tensor, name: str) -> tf.Tensor:
     """An independent seed per augmentation, so changing one's settings leaves the others' draws alone."""
-    salt = int.from_bytes(name.encode("utf-8")[:4].ljust(4, b"\0"), "little") % (2**31)
+    salt = zlib.crc32(name.encode("utf-8")) % (2**31)  # stable across runs, unlike hash()
     return tf.random.experimental.stateless_fold_in(tf.cast(seed, tf.int64), salt)
 
 
