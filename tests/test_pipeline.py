@@ -139,3 +139,16 @@ def test_vocabulary_comes_from_training_words_and_a_changed_one_is_kept_aside(fr
     assert Vocabulary.load(artifacts / "vocabulary.previous.txt") == vocabulary
     assert Vocabulary.load(artifacts / config.VOCABULARY_FILE).characters == ["a", "b", "c"]
     assert "moved to" in capsys.readouterr().out
+
+
+def test_an_image_broken_after_indexing_is_skipped_not_fatal(frame, artifacts, tmp_path):
+    vocabulary = vocabulary_for(frame, verbose=False)
+    test, _ = select_words(frame, "test", vocabulary)
+    test = test.copy()
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n but cut short")
+    test.loc[test.index[3], "path"] = str(broken)
+    dataset = make_dataset(test, vocabulary, training=False, cache="none", batch_size=8)
+    labels = np.concatenate([y for _, y in dataset])
+    assert len(labels) == len(test) - 1
+    assert [vocabulary.decode(row) for row in labels] == test["text"].drop(test.index[3]).tolist()
