@@ -152,3 +152,13 @@ def test_an_image_broken_after_indexing_is_skipped_not_fatal(frame, artifacts, t
     labels = np.concatenate([y for _, y in dataset])
     assert len(labels) == len(test) - 1
     assert [vocabulary.decode(row) for row in labels] == test["text"].drop(test.index[3]).tolist()
+
+
+def test_cache_name_changes_with_every_preprocessing_setting(frame, monkeypatch):
+    vocabulary = Vocabulary(config.IAM_CHARSET)
+    words = frame.head(5)
+    name = _cache_prefix(words, vocabulary, "x", "normalize", "left")
+    assert _cache_prefix(words, vocabulary, "x", "normalize", "left") == name
+    assert _cache_prefix(words, vocabulary, "x", "normalize", "center") != name
+    monkeypatch.setattr(config, "MAX_UPSCALE", 3.0)
+    assert _cache_prefix(words, vocabulary, "x", "normalize", "left") != name

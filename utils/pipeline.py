@@ -20,8 +20,8 @@ import tensorflow as tf
 
 from utils import config
 from utils.dataset import usable_words
-from utils.encoding import Vocabulary, ctc_steps_needed
-from utils.preprocess import augment_batch, load_image, to_float, to_uint8
+from utils import preprocess
+from utils.encoding import Vocabulary, ctc_feasible
 
 AUTOTUNE = tf.data.AUTOTUNE
 DROP_UNKNOWN = "has characters not in the vocabulary"
@@ -88,7 +88,7 @@ def select_words(
     report = SplitReport(split, len(words))
     unknown = words["text"].map(lambda text: [c for c in text if c not in vocabulary])
     has_unknown = unknown.map(bool)
-    too_long = ~has_unknown & words["text"].map(lambda text: not 0 < ctc_steps_needed(text) <= time_steps)
+    too_long = ~has_unknown & ~words["text"].map(lambda text: ctc_feasible(text, time_steps))
     if has_unknown.any():
         report.dropped[DROP_UNKNOWN] = int(has_unknown.sum())
         report.unknown.update(c for chars in unknown for c in chars)
@@ -99,13 +99,17 @@ def select_words(
 
 # --- One dataset ---------------------------------------------------------------------------
 def _cache_prefix(words: pd.DataFrame, vocabulary: Vocabulary, name: str, contrast: str, position: str) -> Path:
-    """A cache file name that changes whenever what it would hold changes."""
+    """A cache file name that changes whenever what it would hold changes.
+
+    It hashes the words, the vocabulary, every preprocessing setting and the preprocessing code
+    itself, so an edit to either never serves images made the old way.
+    """
     key = json.dumps(
         [list(words["path"]), list(words["gray_level"]), list(words["text"]), vocabulary.characters,
          contrast, position, config.IMAGE_HEIGHT, config.IMAGE_WIDTH, config.LABEL_WIDTH,
-         config.PAPER_PERCENTILE, config.INK_PERCENTILE],
+         config.PAPER_PERCENTILE, config.INK_PERCENTILE, config.MAX_UPSCALE],
     )
-    digest = hashlib.sha256(key.encode("utf-8")).hexdigest()[:16]
+    digest = hashlib.sha256(key.encode("utf-8") + Path(preprocess.__file__).read_bytes()).hexdigest()[:16]
     return config.artifacts_dir() / "cache" / f"{name}-{digest}"
 
 
@@ -148,7 +152,7 @@ def make_dataset(
     gray_levels = words["gray_level"].fillna(-1).astype(np.int32).to_numpy()
     dataset = tf.data.Dataset.from_tensor_slices((words["path"].astype(str).to_numpy(), gray_levels, encoded.ids))
     dataset = dataset.map(
-        lambda path, gray, label: (to_uint8(load_image(path, gray, contrast, position)), label),
+        lambda path, gray, label: (preprocess.to_uint8(preprocess.load_image(path, gray, contrast, position)), label),
         num_parallel_calls=AUTOTUNE,
     ).ignore_errors(log_warning=True)
     if cache == "disk":
@@ -163,11 +167,11 @@ def make_dataset(
     if training:
         dataset = dataset.shuffle(min(config.SHUFFLE_BUFFER, max(len(words), 1)), seed=seed, reshuffle_each_iteration=True)
     dataset = dataset.batch(batch_size, drop_remainder=training and len(words) >= batch_size, num_parallel_calls=AUTOTUNE)
-    dataset = dataset.map(lambda images, labels: (to_float(images), labels), num_parallel_calls=AUTOTUNE)
+    dataset = dataset.map(lambda images, labels: (preprocess.to_float(images), labels), num_parallel_calls=AUTOTUNE)
     if augment:
         seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
         dataset = tf.data.Dataset.zip((dataset, seeds)).map(
-            lambda batch, batch_seed: (augment_batch(batch[0], batch_seed), batch[1]), num_parallel_calls=AUTOTUNE
+            lambda batch, batch_seed: (preprocess.augment_batch(batch[0], batch_seed), batch[1]), num_parallel_calls=AUTOTUNE
         )
     return dataset.prefetch(AUTOTUNE)
 
