@@ -1,0 +1,125 @@
+"""The CRNN: convolutions read the image, two BiLSTMs read the columns in order, CTC transcribes.
+
+``build_crnn("paper", ...)`` is the reference architecture of the original project, layer for
+layer (see the guide's table); ``"compact"`` has the same shape, narrower, and trains about 13x
+faster on a CPU. The model outputs per-step logits (blank = id 0): the CTC loss takes them as
+they are and so does ``keras.ops.ctc_decode``, so one model serves training and prediction.
+Only built-in layers are used (no ``Lambda``), so a saved ``.keras`` file loads with ``safe_mode=True``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+from keras import layers
+
+from utils import config
+
+
+@dataclass(frozen=True)
+class Preset:
+    """Widths of one CRNN variant; the layer sequence is the same for all."""
+
+    conv_filters: tuple[int, int, int, int, int, int, int]  # the seven convolutions, bottom to top
+    lstm_units: int  # per direction, for both BiLSTMs
+
+
+PRESETS = {
+    "paper": Preset(conv_filters=(64, 128, 256, 256, 512, 512, 512), lstm_units=256),
+    "compact": Preset(conv_filters=(16, 32, 64, 64, 128, 128, 128), lstm_units=config.COMPACT_LSTM_UNITS),
+}
+
+# The reference table, bottom to top: (filters index, kernel, batch norm, pooling after it).
+# Pools (2, 2) halve height and width; (2, 1) halve only the height, keeping 32 columns for time.
+_CONV_TABLE = (
+    (0, 3, False, (2, 2)),
+    (1, 3, False, (2, 2)),
+    (2, 3, False, None),
+    (3, 3, False, (2, 1)),
+    (4, 3, True, None),
+    (5, 3, True, (2, 1)),
+    (6, 2, False, None),  # 2x2 "valid": 4 x 32 -> 3 x 31, the 31 time steps
+)
+
+
+def preset_names() -> tuple[str, ...]:
+    return tuple(PRESETS)
+
+
+def build_crnn(
+    preset: str | Preset,
+    num_characters: int,
+    dropout: float = 0.0,
+    l2: float = 0.0,
+    batch_norm: str = "table",
+    name: str | None = None,
+) -> keras.Model:
+    """The CRNN for ``num_characters`` characters: [B, 64, 128, 1] images -> [B, 31, num_characters + 1] logits.
+
+    ``dropout`` is applied to the sequence before each BiLSTM (so before and between the recurrent
+    layers); ``l2`` adds an L2 penalty on every kernel. Both default to 0: the plain reference model.
+    ``batch_norm``: "table" normalises after convolutions 5 and 6, as the reference; "all" after every
+    convolution but the last, which trains faster from scratch. Convolutions followed by batch
+    normalisation have no bias (the normalisation's shift replaces it).
+    """
+    if isinstance(preset, str):
+        if preset not in PRESETS:
+            raise ValueError(f"unknown preset {preset!r}: expected one of {', '.join(PRESETS)}")
+        preset_name, preset = preset, PRESETS[preset]
+    else:
+        preset_name = "custom"
+    if num_characters < 1:
+        raise ValueError(f"num_characters must be at least 1, got {num_characters}")
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+    if batch_norm not in ("table", "all"):
+        raise ValueError(f"batch_norm {batch_norm!r}: expected 'table' or 'all'")
+    regularizer = keras.regularizers.L2(l2) if l2 > 0 else None
+
+    inputs = keras.Input((config.IMAGE_HEIGHT, config.IMAGE_WIDTH, 1), name="image")
+    x = inputs
+    pools = 0
+    for number, (index, kernel, norm, pool) in enumerate(_CONV_TABLE, start=1):
+        norm = norm or (batch_norm == "all" and number < len(_CONV_TABLE))
+        x = layers.Conv2D(
+            preset.conv_filters[index],
+            kernel,
+            padding="valid" if kernel == 2 else "same",
+            use_bias=not norm,
+            kernel_regularizer=regularizer,
+            name=f"conv{number}",
+        )(x)
+        if norm:
+            x = layers.BatchNormalization(momentum=config.BATCH_NORM_MOMENTUM, name=f"bn{number}")(x)
+        x = layers.ReLU(name=f"relu{number}")(x)
+        if pool:
+            pools += 1
+            x = layers.MaxPooling2D(pool, name=f"pool{pools}")(x)
+    # Map to sequence: [B, 3, 31, C] -> [B, 31, 3 * C]; column t of the feature map is time step t.
+    height, width, channels = x.shape[1:]
+    x = layers.Permute((2, 1, 3), name="columns_first")(x)
+    x = layers.Reshape((width, height * channels), name="map_to_sequence")(x)
+    for number in (1, 2):
+        if dropout > 0:
+            x = layers.Dropout(dropout, name=f"dropout{number}")(x)
+        x = layers.Bidirectional(
+            layers.LSTM(
+                preset.lstm_units,
+                return_sequences=True,
+                kernel_regularizer=regularizer,
+                recurrent_regularizer=regularizer,
+            ),
+            name=f"bilstm{number}",
+        )(x)
+    outputs = layers.Dense(num_characters + 1, kernel_regularizer=regularizer, name="logits")(x)
+    return keras.Model(inputs, outputs, name=name or f"crnn_{preset_name}")
+
+
+def load_model(path: Path | str) -> keras.Model:
+    """A saved CRNN, loaded with ``safe_mode=True`` (no code runs from the file) and without its optimizer state."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{config.display_path(path)}: no such model file (train one in chapter 04)")
+    return keras.saving.load_model(path, compile=False, safe_mode=True)
