@@ -197,6 +197,7 @@ def make_datasets(
     frame: pd.DataFrame,
     vocabulary: Vocabulary | None = None,
     batch_size: int = config.BATCH_SIZE,
+    eval_batch_size: int | None = None,
     augment: bool = True,
     cache: str | None = None,
     seed: int | None = None,
@@ -206,6 +207,8 @@ def make_datasets(
 
     The vocabulary defaults to :func:`vocabulary_for` (training words, saved in artifacts/).
     Only the training split is shuffled and augmented. Dropped words are counted per split.
+    ``batch_size`` is the training batch; validation and test come in batches of ``eval_batch_size``
+    (default: the same; without gradients to keep, larger batches just mean fewer steps).
     """
     vocabulary = vocabulary or vocabulary_for(frame, verbose=verbose)
     datasets, words, reports = {}, {}, {}
@@ -213,7 +216,7 @@ def make_datasets(
         words[split], reports[split] = select_words(frame, split, vocabulary)
         training = split == "train"
         datasets[split] = make_dataset(
-            words[split], vocabulary, training=training, batch_size=batch_size,
+            words[split], vocabulary, training=training, batch_size=batch_size if training else eval_batch_size or batch_size,
             augment=augment and training, cache=cache, seed=seed, name=split,
         )
     result = Datasets(vocabulary, datasets, words, reports)

@@ -1,0 +1,198 @@
+"""Training: a real learning signal, error-rate logging, checkpoints, resuming, and keeping earlier runs."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+import tensorflow as tf
+
+from utils import config
+from utils.encoding import Vocabulary
+from utils.model import build_crnn, load_model
+from utils.preprocess import load_image
+from utils.synthetic import make_writers, render_word
+from utils.training import (
+    ErrorRates,
+    RunFolder,
+    TimeBudget,
+    budget_learning_rate,
+    choose_strategy,
+    compile_crnn,
+    default_preset,
+    read_dataset,
+    train_crnn,
+)
+
+WORDS = ["the", "and", "of", "to", "in", "was", "he", "it", "on", "at", "as", "be", "by", "we", "or", "me"]
+
+
+@pytest.fixture(scope="module")
+def batch(tmp_path_factory):
+    """16 training-font word images through the real preprocessing, and their labels."""
+    folder = tmp_path_factory.mktemp("words")
+    writers = [style for style in make_writers(42) if style.split == "train"]
+    images = []
+    for index, text in enumerate(WORDS):
+        path = folder / f"{index}.png"
+        keras.utils.save_img(path, render_word(text, writers[index % len(writers)], np.random.default_rng(index))[..., None])
+        images.append(load_image(str(path)))
+    vocabulary = Vocabulary.from_texts(WORDS)
+    return tf.stack(images), tf.constant(vocabulary.encode_batch(WORDS).ids), vocabulary
+
+
+def datasets(batch, size=8):
+    images, labels, _ = batch
+    return tf.data.Dataset.from_tensor_slices((images, labels)).batch(size)
+
+
+def small_model(vocabulary, **kwargs):
+    keras.utils.set_random_seed(0)
+    return compile_crnn(build_crnn("compact", len(vocabulary), **kwargs), weight_decay=0.0)
+
+
+def test_the_ctc_loss_falls_on_a_small_batch(batch):
+    images, labels, vocabulary = batch
+    model = small_model(vocabulary)
+    first = float(model.evaluate(images, labels, verbose=0))
+    for _ in range(60):
+        model.train_on_batch(images, labels)
+    last = float(model.evaluate(images, labels, verbose=0))
+    # An untrained model's CTC loss on these words is about 40; a model that learned nothing
+    # settles on all-blank output (about 10 here). Memorising 16 words goes far below both.
+    assert first > 25
+    assert last < first / 4
+
+
+def test_labels_padding_does_not_count_as_characters(batch):
+    images, labels, vocabulary = batch
+    model = small_model(vocabulary)
+    wider = tf.pad(labels, [[0, 0], [0, 10]])  # more padding, same words
+    assert float(model.evaluate(images, labels, verbose=0)) == pytest.approx(float(model.evaluate(images, wider, verbose=0)), rel=1e-5)
+
+
+def test_read_dataset_returns_true_texts_from_the_labels(batch):
+    images, labels, vocabulary = batch
+    reading = read_dataset(small_model(vocabulary), datasets(batch), vocabulary, keep_images=True)
+    assert reading.references == WORDS
+    assert len(reading.predictions) == len(WORDS) and all(isinstance(text, str) for text in reading.predictions)
+    assert reading.images.shape == (16, 64, 128, 1)
+    assert 0 <= reading.cer
+
+
+class Interrupt(keras.callbacks.Callback):
+    """Simulates Ctrl-C at the end of an epoch (after the backup of that epoch was written)."""
+
+    def __init__(self, after_epoch: int):
+        super().__init__()
+        self.after_epoch = after_epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch + 1 == self.after_epoch:
+            raise KeyboardInterrupt
+
+
+class EpochsSeen(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.epochs = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epochs.append(epoch + 1)
+
+
+def test_a_run_logs_error_rates_keeps_the_best_model_and_its_vocabulary(batch, tmp_path):
+    images, labels, vocabulary = batch
+    model = small_model(vocabulary, dropout=0.1)
+    run = RunFolder(tmp_path / "run")
+    history = train_crnn(model, datasets(batch), datasets(batch, 16), vocabulary, run, epochs=3,
+                         train_sample=datasets(batch, 16), verbose=False)  # fmt: skip
+    assert list(history["epoch"]) == [1, 2, 3]
+    assert {"loss", "val_loss", "val_cer", "val_wer", "cer", "learning_rate"} <= set(history.columns)
+    assert history["val_cer"].between(0, 5).all()
+    assert Vocabulary.load(run.vocabulary) == vocabulary
+    assert not run.interrupted  # the backup is removed when a run finishes
+    # The model file holds the best epoch, and the model in memory ends with the same weights.
+    saved = load_model(run.model)
+    np.testing.assert_allclose(saved.predict_on_batch(images), model.predict_on_batch(images), atol=1e-6)
+
+
+def test_an_interrupted_run_resumes_at_the_next_epoch(batch, tmp_path):
+    images, labels, vocabulary = batch
+    run = RunFolder(tmp_path / "run")
+    with pytest.raises(KeyboardInterrupt):
+        train_crnn(small_model(vocabulary), datasets(batch), datasets(batch), vocabulary, run, epochs=4,
+                   callbacks=[Interrupt(after_epoch=2)], verbose=False)  # fmt: skip
+    assert run.interrupted
+    assert list(pd.read_csv(run.history)["epoch"]) == [0, 1]
+    seen = EpochsSeen()
+    history = train_crnn(small_model(vocabulary), datasets(batch), datasets(batch), vocabulary, run, epochs=4,
+                         callbacks=[seen], verbose=False)  # fmt: skip
+    assert seen.epochs == [3, 4]  # k = 2 epochs were done: it goes on with epoch 3
+    assert list(history["epoch"]) == [1, 2, 3, 4]
+    assert not run.interrupted
+
+
+def test_resuming_with_another_vocabulary_is_refused(batch, tmp_path):
+    images, labels, vocabulary = batch
+    run = RunFolder(tmp_path / "run")
+    with pytest.raises(KeyboardInterrupt):
+        train_crnn(small_model(vocabulary), datasets(batch), datasets(batch), vocabulary, run, epochs=3,
+                   callbacks=[Interrupt(after_epoch=1)], verbose=False)  # fmt: skip
+    other = Vocabulary("xyz")
+    with pytest.raises(ValueError, match="interrupted run with another vocabulary"):
+        train_crnn(small_model(other), datasets(batch), datasets(batch), other, run, epochs=3, verbose=False)
+
+
+def test_a_finished_run_is_moved_aside_never_overwritten(batch, tmp_path, capsys):
+    images, labels, vocabulary = batch
+    run = RunFolder(tmp_path / "run")
+    train_crnn(small_model(vocabulary), datasets(batch), datasets(batch), vocabulary, run, epochs=1, verbose=False)
+    first = run.model.read_bytes()
+    train_crnn(small_model(vocabulary), datasets(batch), datasets(batch), vocabulary, run, epochs=1)
+    aside = [path for path in tmp_path.iterdir() if path.name.startswith("run.")]
+    assert len(aside) == 1 and (aside[0] / "model.keras").read_bytes() == first
+    assert "moved to" in capsys.readouterr().out
+
+
+def test_a_time_budget_stops_training_and_lowers_the_rate_along_a_cosine(batch, tmp_path):
+    images, labels, vocabulary = batch
+    limit = TimeBudget(minutes=0.0)
+    history = train_crnn(small_model(vocabulary), datasets(batch), datasets(batch), vocabulary, RunFolder(tmp_path / "r"),
+                         epochs=50, callbacks=[limit], verbose=False)  # fmt: skip
+    assert limit.stopped and len(history) == 1
+    model = small_model(vocabulary)
+    budget = TimeBudget(minutes=0.5)
+    model.fit(datasets(batch, 4), epochs=2, verbose=0, shuffle=False, callbacks=[budget])
+    rate = float(model.optimizer.learning_rate.numpy())
+    assert not budget.stopped and rate == pytest.approx(config.LEARNING_RATE)  # the decay starts later in the budget
+    start = 1 - config.LR_DECAY_FRACTION
+    assert budget_learning_rate(0.0, 1e-3) == budget_learning_rate(start, 1e-3) == pytest.approx(1e-3)
+    assert budget_learning_rate(start + config.LR_DECAY_FRACTION / 2, 1e-3) == pytest.approx((1e-3 + config.LR_MIN) / 2)
+    assert budget_learning_rate(1.0, 1e-3) == budget_learning_rate(1.5, 1e-3) == pytest.approx(config.LR_MIN)
+
+
+def test_error_rates_callback_prints_one_line_per_epoch(batch, tmp_path, capsys):
+    images, labels, vocabulary = batch
+    model = small_model(vocabulary)
+    model.fit(datasets(batch), epochs=2, verbose=0, shuffle=False, callbacks=[ErrorRates(datasets(batch), vocabulary, epochs=2)])
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 2 and lines[0].startswith("epoch 1/2") and "val CER" in lines[1]
+
+
+def test_cosine_schedule_needs_its_length_and_unknown_schedules_are_refused(batch):
+    vocabulary = batch[2]
+    with pytest.raises(ValueError, match="decay_steps"):
+        compile_crnn(build_crnn("compact", len(vocabulary)), lr_schedule="cosine")
+    with pytest.raises(ValueError, match="'plateau' or 'cosine'"):
+        compile_crnn(build_crnn("compact", len(vocabulary)), lr_schedule="step")
+    model = compile_crnn(build_crnn("compact", len(vocabulary)), lr_schedule="cosine", decay_steps=100)
+    assert isinstance(model.optimizer, keras.optimizers.AdamW)
+
+
+def test_on_a_cpu_the_strategy_is_the_default_one_and_the_preset_compact(capsys):
+    strategy = choose_strategy()
+    assert strategy.num_replicas_in_sync == 1
+    assert "no GPU" in capsys.readouterr().out
+    assert default_preset(strategy) == config.PRESET_CPU

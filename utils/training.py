@@ -1,0 +1,334 @@
+"""Training the CRNN: CTC loss, callbacks that fight overfitting, resuming, reading a dataset back.
+
+``train_crnn`` fits a compiled model and keeps everything of the run in one folder,
+``artifacts/models/<run>/``: ``model.keras`` (the epoch with the best validation CER),
+``vocabulary.txt``, ``history.csv`` (one row per epoch) and ``backup/`` while it runs, so an
+interrupted run (Ctrl-C, kernel restart, killed process) resumes at the next epoch when started again.
+A finished run is never overwritten: starting the same run again moves it aside first.
+"""
+
+from __future__ import annotations
+
+import os
+import math
+import time
+import warnings
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import keras
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+
+from utils import config
+from utils.decoding import decode
+from utils.encoding import Vocabulary
+from utils.metrics import character_error_rate, word_error_rate
+
+
+# --- Where to train ---------------------------------------------------------------------------
+def choose_strategy(verbose: bool = True) -> tf.distribute.Strategy:
+    """A TPU strategy on a TPU (Colab), mirrored over several GPUs, else the default (one GPU or the CPU).
+
+    Build and compile the model inside ``strategy.scope()``. With several replicas each batch is split
+    between them, so scale the batch size by ``strategy.num_replicas_in_sync``.
+    """
+    strategy, reason = None, ""
+    if os.environ.get("COLAB_TPU_ADDR") or os.environ.get("TPU_NAME") or Path("/dev/accel0").exists():
+        try:
+            resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
+            tf.config.experimental_connect_to_cluster(resolver)
+            tf.tpu.experimental.initialize_tpu_system(resolver)
+            strategy, reason = tf.distribute.TPUStrategy(resolver), "a TPU was found"
+        except (ValueError, RuntimeError, tf.errors.OpError) as error:
+            reason = f"a TPU was announced but could not be used ({error}); "
+    if strategy is None:
+        gpus = tf.config.list_logical_devices("GPU")
+        if len(gpus) > 1:
+            strategy, reason = tf.distribute.MirroredStrategy(), reason + f"{len(gpus)} GPUs: mirrored"
+        else:
+            strategy = tf.distribute.get_strategy()
+            reason += "one GPU" if gpus else "no GPU: the CPU"
+    if verbose:
+        print(f"Strategy: {type(strategy).__name__}, {strategy.num_replicas_in_sync} replica(s) ({reason})")
+    return strategy
+
+
+def accelerated(strategy: tf.distribute.Strategy | None = None) -> bool:
+    """True on a GPU or TPU, where the paper preset trains fast enough."""
+    strategy = strategy or tf.distribute.get_strategy()
+    return isinstance(strategy, tf.distribute.TPUStrategy) or bool(tf.config.list_logical_devices("GPU"))
+
+
+def default_preset(strategy: tf.distribute.Strategy | None = None) -> str:
+    """``paper`` on a GPU or TPU, ``compact`` on a CPU."""
+    return config.PRESET_GPU if accelerated(strategy) else config.PRESET_CPU
+
+
+# --- Compiling ----------------------------------------------------------------------------------
+def compile_crnn(
+    model: keras.Model,
+    learning_rate: float = config.LEARNING_RATE,
+    weight_decay: float = config.WEIGHT_DECAY,
+    lr_schedule: str = config.LR_SCHEDULE,
+    decay_steps: int | None = None,
+) -> keras.Model:
+    """Attach the optimizer (AdamW with ``weight_decay``, Adam without) and the CTC loss.
+
+    ``keras.losses.CTC`` takes the logits and counts a label's length as its non-zero ids, so the
+    padding never counts as characters. ``lr_schedule="cosine"`` needs ``decay_steps`` (epochs x steps).
+    """
+    if lr_schedule == "cosine":
+        if not decay_steps:
+            raise ValueError("the cosine schedule needs decay_steps (epochs x steps per epoch)")
+        rate = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps, alpha=config.LR_MIN / learning_rate)
+    elif lr_schedule == "plateau":
+        rate = learning_rate
+    else:
+        raise ValueError(f"lr_schedule {lr_schedule!r}: expected 'plateau' or 'cosine'")
+    if weight_decay > 0:
+        optimizer = keras.optimizers.AdamW(rate, weight_decay=weight_decay)
+    else:
+        optimizer = keras.optimizers.Adam(rate)
+    model.compile(optimizer=optimizer, loss=keras.losses.CTC())
+    return model
+
+
+# --- Reading a dataset back -----------------------------------------------------------------------
+@dataclass
+class Reading:
+    """What a model read from a dataset: true texts, predicted texts and (optionally) the images."""
+
+    references: list[str]
+    predictions: list[str]
+    images: np.ndarray | None = None
+
+    @property
+    def cer(self) -> float:
+        return character_error_rate(self.references, self.predictions)
+
+    @property
+    def wer(self) -> float:
+        return word_error_rate(self.references, self.predictions)
+
+
+def read_dataset(
+    model: keras.Model,
+    dataset: tf.data.Dataset,
+    vocabulary: Vocabulary,
+    beam_width: int | None = None,
+    keep_images: bool = False,
+) -> Reading:
+    """Run the model over a dataset of (images, labels) and decode; the true texts come from the labels."""
+    references, predictions, images = [], [], []
+    for batch_images, labels in dataset:
+        logits = model.predict_on_batch(batch_images)
+        predictions += decode(logits, vocabulary, beam_width)
+        references += [vocabulary.decode(row) for row in np.asarray(labels)]
+        if keep_images:
+            images.append(np.asarray(batch_images))
+    return Reading(references, predictions, np.concatenate(images) if keep_images and images else None)
+
+
+# --- Callbacks ------------------------------------------------------------------------------------
+class ErrorRates(keras.callbacks.Callback):
+    """Decode the validation set each epoch and log ``val_cer`` and ``val_wer`` (and ``cer`` on training words).
+
+    Keras' loss is not what we care about: this puts the character error rate into the logs,
+    where early stopping, the checkpoint and the CSV log read it.
+    Put it first in the callback list. Prints one line per epoch when ``verbose``.
+    """
+
+    def __init__(self, validation: tf.data.Dataset, vocabulary: Vocabulary, train_sample: tf.data.Dataset | None = None,
+                 epochs: int | None = None, verbose: bool = True):  # fmt: skip
+        super().__init__()
+        self.validation, self.vocabulary, self.train_sample = validation, vocabulary, train_sample
+        self.epochs, self.verbose = epochs, verbose
+        self._started = 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._started = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs if logs is not None else {}
+        reading = read_dataset(self.model, self.validation, self.vocabulary)
+        logs["val_cer"], logs["val_wer"] = reading.cer, reading.wer
+        if self.train_sample is not None:
+            train = read_dataset(self.model, self.train_sample, self.vocabulary)
+            logs["cer"], logs["wer"] = train.cer, train.wer
+        logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        logs["seconds"] = time.perf_counter() - self._started
+        if self.verbose:
+            of = f"/{self.epochs}" if self.epochs else ""
+            parts = [f"epoch {epoch + 1}{of}", f"loss {logs.get('loss', float('nan')):6.2f}"]
+            if "val_loss" in logs:
+                parts.append(f"val_loss {logs['val_loss']:6.2f}")
+            if "cer" in logs:
+                parts.append(f"train CER {logs['cer']:6.1%}")
+            parts += [f"val CER {logs['val_cer']:6.1%}", f"val WER {logs['val_wer']:6.1%}",
+                      f"lr {logs['learning_rate']:.1e}", f"{logs['seconds']:4.0f} s"]  # fmt: skip
+            print("  ".join(parts), flush=True)
+
+
+def budget_learning_rate(fraction: float, initial: float) -> float:
+    """The rate after ``fraction`` (0 to 1) of a time budget: ``initial``, then a cosine down to ``config.LR_MIN``."""
+    decay_start = 1.0 - config.LR_DECAY_FRACTION
+    progress = min(max(fraction - decay_start, 0.0) / config.LR_DECAY_FRACTION, 1.0)
+    return config.LR_MIN + (initial - config.LR_MIN) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+class TimeBudget(keras.callbacks.Callback):
+    """Stop training once ``minutes`` have passed, and (``cosine``) lower the learning rate towards the end.
+
+    A run that knows its length can plan its learning rate: the compiled rate until the last
+    ``config.LR_DECAY_FRACTION`` of the budget, then a cosine down to ``config.LR_MIN`` when time is
+    up (big steps while the model is far from good, small ones to settle), set after every batch.
+    The epoch under way when time is up ends early, is still validated and logged, and the best
+    model is kept. Only a batch-end hook, and the rate is set every few seconds: a batch-begin hook
+    or a variable assigned after every batch makes Keras wait for each step (measured: up to 45% slower).
+    """
+
+    UPDATE_SECONDS = 5.0
+
+    def __init__(self, minutes: float, cosine: bool = True):
+        super().__init__()
+        self.seconds = minutes * 60
+        self.cosine = cosine
+        self.stopped = False
+        self._started = self._last_set = 0.0
+        self._initial_rate = self._rate = 0.0
+
+    def on_train_begin(self, logs=None):
+        self._started = time.perf_counter()
+        self._initial_rate = self._rate = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+
+    def on_train_batch_end(self, batch, logs=None):
+        elapsed = time.perf_counter() - self._started
+        if elapsed >= self.seconds:
+            self.model.stop_training = True
+            self.stopped = True
+        elif self.cosine and elapsed - self._last_set >= self.UPDATE_SECONDS:
+            # Assigning the rate waits for the step in flight, so do it every few seconds, not every batch.
+            rate = budget_learning_rate(elapsed / self.seconds, self._initial_rate)
+            if rate != self._rate:
+                self.model.optimizer.learning_rate.assign(rate)
+                self._rate = rate
+            self._last_set = elapsed
+
+
+# --- A run and its folder --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RunFolder:
+    """The files of one training run, in ``artifacts/models/<name>/``."""
+
+    folder: Path
+
+    @classmethod
+    def named(cls, name: str) -> "RunFolder":
+        return cls(config.artifacts_dir() / config.MODELS_DIR / name)
+
+    @property
+    def model(self) -> Path:
+        return self.folder / "model.keras"
+
+    @property
+    def vocabulary(self) -> Path:
+        return self.folder / "vocabulary.txt"
+
+    @property
+    def history(self) -> Path:
+        return self.folder / "history.csv"
+
+    @property
+    def backup(self) -> Path:
+        return self.folder / "backup"
+
+    @property
+    def interrupted(self) -> bool:
+        """True when a run in this folder stopped before it finished (its backup is still there)."""
+        return self.backup.is_dir() and any(self.backup.iterdir())
+
+    def read_history(self) -> pd.DataFrame:
+        """One row per epoch, epochs counted from 1 (the CSV log of Keras counts from 0)."""
+        history = pd.read_csv(self.history)
+        history["epoch"] += 1
+        return history
+
+
+def _start_run(run: RunFolder, vocabulary: Vocabulary, verbose: bool) -> bool:
+    """Prepare the folder; True when an interrupted run resumes. A finished run is moved aside, never lost."""
+    if run.interrupted:
+        saved = Vocabulary.load(run.vocabulary) if run.vocabulary.is_file() else None
+        if saved != vocabulary:
+            raise ValueError(
+                f"{config.display_path(run.folder)} holds an interrupted run with another vocabulary; "
+                "delete or rename that folder to start afresh"
+            )
+        if verbose:
+            print(f"Resuming the interrupted run in {config.display_path(run.folder)}")
+        return True
+    if run.folder.exists() and any(run.folder.iterdir()):
+        aside = run.folder.with_name(f"{run.folder.name}.{datetime.now():%Y%m%d-%H%M%S}")
+        run.folder.rename(aside)
+        if verbose:
+            print(f"An earlier run was in {config.display_path(run.folder)}: moved to {config.display_path(aside)}")
+    run.folder.mkdir(parents=True, exist_ok=True)
+    vocabulary.save(run.vocabulary)
+    return False
+
+
+def train_crnn(
+    model: keras.Model,
+    train: tf.data.Dataset,
+    validation: tf.data.Dataset,
+    vocabulary: Vocabulary,
+    run: RunFolder | str,
+    epochs: int | None = None,
+    train_sample: tf.data.Dataset | None = None,
+    patience: int = config.EARLY_STOPPING_PATIENCE,
+    minutes: float | None = None,
+    callbacks: list[keras.callbacks.Callback] | None = None,
+    verbose: bool = True,
+) -> pd.DataFrame:
+    """Fit a compiled CRNN with early stopping on validation CER; return the history (one row per epoch).
+
+    The learning rate: with a time budget (``minutes``) the compiled rate, then a cosine down to
+    ``config.LR_MIN`` over the last part of the budget (:class:`TimeBudget`); without one it halves when the
+    validation loss stalls; a cosine over epochs compiled into the optimizer (:func:`compile_crnn`)
+    is left alone. At the end the model holds the weights of its best epoch, also in ``run.model``.
+    """
+    run = RunFolder.named(run) if isinstance(run, str) else run
+    epochs = epochs or config.epochs()
+    resumed = _start_run(run, vocabulary, verbose)
+    best_so_far = None
+    if resumed and run.history.is_file():
+        best_so_far = float(pd.read_csv(run.history)["val_cer"].min())
+    scheduled = isinstance(getattr(model.optimizer, "_learning_rate", None), keras.optimizers.schedules.LearningRateSchedule)
+    rate = []
+    if minutes:
+        rate = [TimeBudget(minutes, cosine=not scheduled)]
+    elif not scheduled:
+        # The rate follows the validation loss, which keeps falling while the CER still sits at 100%
+        # (the all-blank phase at the start): halving on the CER would slow the escape from it.
+        rate = [keras.callbacks.ReduceLROnPlateau("val_loss", factor=0.5, patience=config.LR_PLATEAU_PATIENCE,
+                                                  min_lr=config.LR_MIN, mode="min")]  # fmt: skip
+    steps = [
+        ErrorRates(validation, vocabulary, train_sample, epochs, verbose),
+        *rate,
+        keras.callbacks.EarlyStopping("val_cer", mode="min", patience=patience, restore_best_weights=True, min_delta=1e-4),
+        keras.callbacks.ModelCheckpoint(run.model, monitor="val_cer", mode="min", save_best_only=True,
+                                        initial_value_threshold=best_so_far),  # fmt: skip
+        keras.callbacks.CSVLogger(str(run.history), append=resumed),
+        keras.callbacks.BackupAndRestore(str(run.backup), double_checkpoint=True),
+        *(callbacks or []),
+    ]
+    with warnings.catch_warnings():
+        # Keras warns at the end of the first epoch when it could not know the epoch's length in
+        # advance (ours is unknown: a file broken since indexing would be skipped); that is expected.
+        warnings.filterwarnings("ignore", message="Your input ran out of data")
+        model.fit(train, validation_data=validation, epochs=epochs, callbacks=steps, shuffle=False, verbose=0)
+    if run.model.is_file():  # the best epoch of the whole run, resumed parts included
+        model.load_weights(run.model)
+    return run.read_history()
