@@ -27,7 +27,12 @@ def decode_gray(contents: tf.Tensor) -> tf.Tensor:
     8- and 16-bit images both land in [0, 1]; colour becomes luminance; transparency is
     composited on white paper, so a transparent background does not turn black.
     """
-    image = tf.io.decode_image(contents, channels=0, dtype=tf.float32, expand_animations=False)
+    return to_gray(tf.io.decode_image(contents, channels=0, dtype=tf.float32, expand_animations=False))
+
+
+def to_gray(image: tf.Tensor) -> tf.Tensor:
+    """Float [H, W, C] in [0, 1] with 1 to 4 channels (gray, gray+alpha, RGB, RGBA) -> [H, W, 1] gray."""
+    image = tf.convert_to_tensor(image, tf.float32)
     channels = tf.shape(image)[-1]
 
     def gray_alpha():  # LA: gray + alpha

@@ -1,0 +1,169 @@
+"""Read words from your own images with a trained model.
+
+    python -m utils.predict IMAGE... --model artifacts/models/regularised/model.keras [--beam N] [--lexicon FILE]
+
+Prints ``path<TAB>text`` for each image, in order. Images go through exactly the preprocessing of
+training (``preprocess.load_image``), so any size, PNG or JPEG, gray or colour works. A file that
+cannot be read is reported on stderr with the reason, and the others are still read; the exit
+status is then 1. The model's vocabulary is the ``vocabulary.txt`` saved beside it by training.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from utils.setup import import_tensorflow_quietly
+
+import_tensorflow_quietly()  # before TensorFlow prints its start-up notices on the command line
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from utils import config  # noqa: E402
+from utils.decoding import Lexicon, decode  # noqa: E402
+from utils.encoding import Vocabulary  # noqa: E402
+from utils.model import load_model  # noqa: E402
+from utils.preprocess import load_image, preprocess_image, to_gray  # noqa: E402
+
+VOCABULARY_BESIDE_MODEL = "vocabulary.txt"
+NOT_IMAGES = {".csv", ".md", ".txt", ".json"}  # what a glob such as test_data/* also matches
+
+
+@dataclass
+class Prediction:
+    """What the model read from one image, or why it could not."""
+
+    source: str  # the path, or "array k"
+    text: str | None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def load_reader(model_path: Path | str, vocabulary_path: Path | str | None = None) -> tuple[keras.Model, Vocabulary]:
+    """A saved model (``safe_mode=True``) and its vocabulary (by default ``vocabulary.txt`` beside it)."""
+    model_path = Path(model_path)
+    vocabulary_path = Path(vocabulary_path) if vocabulary_path else model_path.parent / VOCABULARY_BESIDE_MODEL
+    if not model_path.is_file():
+        raise FileNotFoundError(f"{config.display_path(model_path)}: no such model file (train one in chapter 04)")
+    if not vocabulary_path.is_file():
+        raise FileNotFoundError(
+            f"{config.display_path(vocabulary_path)}: no vocabulary for {config.display_path(model_path)} "
+            "(training saves it beside the model; pass --vocabulary to give another)"
+        )
+    model, vocabulary = load_model(model_path), Vocabulary.load(vocabulary_path)
+    outputs = model.output_shape[-1]
+    if outputs != vocabulary.num_classes:
+        raise ValueError(
+            f"{config.display_path(model_path)} writes {outputs - 1} characters but "
+            f"{config.display_path(vocabulary_path)} has {len(vocabulary)}: they do not belong together"
+        )
+    return model, vocabulary
+
+
+def _array_to_gray(array: np.ndarray) -> tf.Tensor:
+    """An image array (uint8, uint16 or float in [0, 1]; 2-D, or 1 to 4 channels) -> float [H, W, 1]."""
+    array = np.asarray(array)
+    if array.ndim == 2:
+        array = array[..., None]
+    if array.ndim != 3 or not 1 <= array.shape[-1] <= 4 or min(array.shape[:2]) < 1:
+        raise ValueError(f"expected an image of shape [H, W] or [H, W, 1-4], got {array.shape}")
+    if array.dtype == np.uint8:
+        scaled = array / 255.0
+    elif array.dtype == np.uint16:
+        scaled = array / 65535.0
+    elif np.issubdtype(array.dtype, np.floating):
+        if array.size and (array.min() < 0 or array.max() > 1):
+            raise ValueError(f"a float image must be in [0, 1], got {array.min():.3g} to {array.max():.3g}")
+        scaled = array
+    else:
+        raise ValueError(f"unsupported pixel type {array.dtype}")
+    return to_gray(scaled.astype(np.float32))
+
+
+def _prepare(item: str | Path | np.ndarray) -> tf.Tensor:
+    """One model input [64, 128, 1] from a file path or an array; raises ValueError naming the problem."""
+    if isinstance(item, np.ndarray):
+        return preprocess_image(_array_to_gray(item))
+    path = Path(item)
+    if not path.is_file():
+        raise ValueError("no such file")
+    if path.stat().st_size == 0:
+        raise ValueError("the file is empty")
+    try:
+        return load_image(str(path))
+    except tf.errors.OpError as error:
+        message = error.message.splitlines()[0] if error.message else type(error).__name__
+        raise ValueError(f"not a readable image ({message})") from None
+
+
+def predict_images(
+    model: keras.Model,
+    items: Iterable[str | Path | np.ndarray],
+    vocabulary: Vocabulary,
+    beam_width: int | None = None,
+    lexicon: Lexicon | None = None,
+    batch_size: int = config.BATCH_SIZE,
+) -> list[Prediction]:
+    """Read each image (a path or an array); a bad one gets its error and the rest go on. Order is kept."""
+    results: list[Prediction] = []
+    ready: list[tuple[int, tf.Tensor]] = []
+    for index, item in enumerate(items):
+        source = f"array {index}" if isinstance(item, np.ndarray) else str(item)
+        try:
+            ready.append((len(results), _prepare(item)))
+            results.append(Prediction(source, None))
+        except ValueError as error:
+            results.append(Prediction(source, None, str(error)))
+    for start in range(0, len(ready), batch_size):
+        chunk = ready[start : start + batch_size]
+        logits = model.predict_on_batch(tf.stack([image for _, image in chunk]))
+        texts = decode(logits, vocabulary, beam_width)
+        if lexicon is not None:
+            texts = lexicon.correct_all(texts)
+        for (position, _), text in zip(chunk, texts):
+            results[position].text = text
+    return results
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m utils.predict", description=__doc__.split("\n")[0])
+    parser.add_argument("images", nargs="+", type=Path, help="image files (PNG, JPEG, BMP, GIF, WebP)")
+    parser.add_argument("--model", type=Path, required=True, help="a .keras model saved by training")
+    parser.add_argument("--vocabulary", type=Path, default=None, help=f"default: {VOCABULARY_BESIDE_MODEL} beside the model")
+    parser.add_argument("--beam", type=int, default=None, metavar="N", help="beam search of width N (default: greedy)")
+    parser.add_argument("--lexicon", type=Path, default=None, help="a text file of known words, one per line")
+    args = parser.parse_args(argv)
+    try:
+        model, vocabulary = load_reader(args.model, args.vocabulary)
+        lexicon = None
+        if args.lexicon:
+            lexicon = Lexicon(args.lexicon.read_text(encoding="utf-8").split("\n"))
+    except (OSError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    images = []
+    for path in args.images:
+        if path.suffix.lower() in NOT_IMAGES:
+            print(f"{path}: skipped, not an image file", file=sys.stderr)
+        else:
+            images.append(path)
+    failed = 0
+    for prediction in predict_images(model, images, vocabulary, args.beam, lexicon):
+        if prediction.ok:
+            print(f"{prediction.source}\t{prediction.text}")
+        else:
+            failed += 1
+            print(f"{prediction.source}: {prediction.error}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
