@@ -9,8 +9,9 @@ cache), (d) warm with augmentation; images/s, time to first batch and peak RSS, 
 own process. Then the input-bound overhead: one epoch of training steps (``train_on_batch``) of a
 compact CRNN fed by the pipeline vs fed by the same batches already in memory as tensors
 (1.00 = the pipeline costs nothing).
-The compact model of chapter 04 does not exist yet: a stand-in of the same shape is used (0.25 x
-the paper CRNN's conv widths, BiLSTMs of 64), and the table says so.
+It keeps the stand-in it was written with before chapter 04's compact preset existed (0.25 x the
+paper CRNN's conv widths, BiLSTMs of 64, batch norm after convolutions 5 and 6), so that its README
+figures stay reproducible; the table says so. bench/speed.py times the real presets.
 
 Prints a table, then one JSON line with: seed_loop_img_s, pipeline_cold_img_s,
 pipeline_warm_img_s, pipeline_aug_img_s, compact_train_img_s, overhead_ratio, overhead_ratio_aug,
