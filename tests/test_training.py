@@ -118,12 +118,19 @@ def test_a_run_logs_error_rates_keeps_the_best_model_and_its_vocabulary(batch, t
     np.testing.assert_allclose(saved.predict_on_batch(images), model.predict_on_batch(images), atol=1e-6)
 
 
+def interrupted_run(batch, folder, after_epoch: int, epochs: int) -> RunFolder:
+    """A run of ``epochs`` stopped by Ctrl-C at the end of epoch ``after_epoch``."""
+    vocabulary = batch[2]
+    run = RunFolder(folder)
+    with pytest.raises(KeyboardInterrupt):
+        train_crnn(small_model(vocabulary), datasets(batch), datasets(batch), vocabulary, run, epochs=epochs,
+                   callbacks=[Interrupt(after_epoch)], verbose=False)  # fmt: skip
+    return run
+
+
 def test_an_interrupted_run_resumes_at_the_next_epoch(batch, tmp_path):
     images, labels, vocabulary = batch
-    run = RunFolder(tmp_path / "run")
-    with pytest.raises(KeyboardInterrupt):
-        train_crnn(small_model(vocabulary), datasets(batch), datasets(batch), vocabulary, run, epochs=4,
-                   callbacks=[Interrupt(after_epoch=2)], verbose=False)  # fmt: skip
+    run = interrupted_run(batch, tmp_path / "run", after_epoch=2, epochs=4)
     assert run.interrupted
     assert list(pd.read_csv(run.history)["epoch"]) == [0, 1]
     seen = EpochsSeen()
@@ -135,11 +142,7 @@ def test_an_interrupted_run_resumes_at_the_next_epoch(batch, tmp_path):
 
 
 def test_resuming_with_another_vocabulary_is_refused(batch, tmp_path):
-    images, labels, vocabulary = batch
-    run = RunFolder(tmp_path / "run")
-    with pytest.raises(KeyboardInterrupt):
-        train_crnn(small_model(vocabulary), datasets(batch), datasets(batch), vocabulary, run, epochs=3,
-                   callbacks=[Interrupt(after_epoch=1)], verbose=False)  # fmt: skip
+    run = interrupted_run(batch, tmp_path / "run", after_epoch=1, epochs=3)
     other = Vocabulary("xyz")
     with pytest.raises(ValueError, match="interrupted run with another vocabulary"):
         train_crnn(small_model(other), datasets(batch), datasets(batch), other, run, epochs=3, verbose=False)

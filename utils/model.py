@@ -44,10 +44,6 @@ _CONV_TABLE = (
 )
 
 
-def preset_names() -> tuple[str, ...]:
-    return tuple(PRESETS)
-
-
 def build_crnn(
     preset: str | Preset,
     num_characters: int,
