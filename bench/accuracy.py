@@ -1,6 +1,6 @@
 """Accuracy benchmark: chapter 04's default configuration, trained for a fixed wall-clock budget.
 
-    python bench/accuracy.py [--minutes 15] [--words 10000] [--seed 42]
+    python bench/accuracy.py [--minutes 15] [--words 10000] [--seed 42] [--precision auto]
 
 Generates a fresh mini-IAM (into a temporary folder), trains the chapter's regularised model
 (``config.PRESET_CPU`` on a CPU, augmentation, dropout, AdamW, plateau schedule, early stopping
@@ -10,7 +10,7 @@ every minute and at the end. The best model is saved to artifacts/bench/model.ke
 vocabulary.txt and history.csv beside it; an earlier one is moved aside, never overwritten).
 
 Prints a table, then one JSON line with: minutes, epochs, val_cer, val_wer, test_cer, test_wer,
-test_word_accuracy, test_cer_beam, test_cer_lexicon, train_img_s, words, preset, parameters.
+test_word_accuracy, test_cer_beam, test_cer_lexicon, train_img_s, words, preset, parameters, precision.
 """
 
 from __future__ import annotations
@@ -34,6 +34,8 @@ def main() -> int:
     parser.add_argument("--words", type=int, default=None, help="mini-IAM size (default: the chapter's, config.SYNTHETIC_WORDS)")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "artifacts" / "bench", help="folder of the saved model")
+    parser.add_argument("--precision", default=None,
+                        help="Keras dtype policy: auto, float32, mixed_bfloat16 or mixed_float16 (default: config.MIXED_PRECISION)")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="htr-accuracy-"))
@@ -53,7 +55,8 @@ def main() -> int:
     from utils.model import build_crnn
     from utils.pipeline import make_datasets, make_dataset
     from utils.synthetic import generate_mini_iam
-    from utils.training import RunFolder, compile_crnn, default_preset, read_dataset, train_crnn
+    from utils.devices import default_preset, jit_compile, precision_policy, use_precision
+    from utils.training import RunFolder, compile_crnn, read_dataset, train_crnn
 
     words = args.words or config.SYNTHETIC_WORDS
     keras.utils.set_random_seed(args.seed)
@@ -68,10 +71,11 @@ def main() -> int:
     train_sample = make_dataset(sample, data.vocabulary, training=False, batch_size=config.EVAL_BATCH_SIZE, name="train_sample")
 
     preset = default_preset()
+    precision = use_precision(precision_policy(setting=args.precision))
     model = build_crnn(preset, len(data.vocabulary), dropout=config.DROPOUT, batch_norm=config.BATCH_NORM)
-    compile_crnn(model)
+    compile_crnn(model, jit_compile=jit_compile())
     print(f"model: {preset} preset, batch norm {config.BATCH_NORM!r}, {model.count_params():,} parameters, batches of "
-          f"{config.TRAIN_BATCH_SIZE}; budget {args.minutes:g} min of training")
+          f"{config.TRAIN_BATCH_SIZE}, {precision}; budget {args.minutes:g} min of training")
 
     class EveryMinute(keras.callbacks.Callback):
         """CER/WER on validation and test after each minute of training, and the pure training speed.
@@ -134,7 +138,7 @@ def main() -> int:
     train_img_s = clock.images / clock.step_seconds
 
     print()
-    print(f"Accuracy benchmark: {preset} preset, mini-IAM of {words:,} words (seed {args.seed}), "
+    print(f"Accuracy benchmark: {preset} preset ({precision}), mini-IAM of {words:,} words (seed {args.seed}), "
           f"{minutes:.1f} min of training, {len(history)} epochs, {train_img_s:.0f} training images/s")  # fmt: skip
     print(f"best epoch {int(history.loc[history['val_cer'].idxmin(), 'epoch'])} by validation CER; model: {run.model}")
     print()
@@ -160,6 +164,7 @@ def main() -> int:
         "train_img_s": round(train_img_s, 1),
         "words": words,
         "preset": preset,
+        "precision": precision,
         "parameters": model.count_params(),
         "per_minute": [{k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()} for row in clock.rows],
     }

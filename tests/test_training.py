@@ -18,9 +18,7 @@ from utils.training import (
     RunFolder,
     TimeBudget,
     budget_learning_rate,
-    choose_strategy,
     compile_crnn,
-    default_preset,
     read_dataset,
     train_crnn,
 )
@@ -192,10 +190,3 @@ def test_cosine_schedule_needs_its_length_and_unknown_schedules_are_refused(batc
         compile_crnn(build_crnn("compact", len(vocabulary)), lr_schedule="step")
     model = compile_crnn(build_crnn("compact", len(vocabulary)), lr_schedule="cosine", decay_steps=100)
     assert isinstance(model.optimizer, keras.optimizers.AdamW)
-
-
-def test_on_a_cpu_the_strategy_is_the_default_one_and_the_preset_compact(capsys):
-    strategy = choose_strategy()
-    assert strategy.num_replicas_in_sync == 1
-    assert "no GPU" in capsys.readouterr().out
-    assert default_preset(strategy) == config.PRESET_CPU

@@ -3,7 +3,8 @@
 Environment overrides (read when called, so a notebook or a test can set them late):
 ``HTR_QUICK=1`` shrinks data and epochs; ``HTR_DATA_DIR`` points at an IAM copy;
 ``HTR_ARTIFACTS_DIR`` moves what the series writes; ``HTR_DOWNLOAD=kaggle`` opts in
-to downloading IAM from Kaggle; ``HTR_SEED`` changes the seed of everything random.
+to downloading IAM from Kaggle, into ``HTR_KAGGLE_DIR`` (default data/kaggle); ``HTR_SPLIT_DIR``
+names a folder of split files (a published split); ``HTR_SEED`` changes the seed of everything random.
 """
 
 from __future__ import annotations
@@ -51,8 +52,21 @@ def seed() -> int:
 # 78 symbols: the characters of IAM's word transcriptions.
 IAM_CHARSET = "!\"#&'()*+,-./0123456789:;?ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 IAM_WORD_COUNT = 115_320  # lines of words.txt that describe a word
+IAM_OK_WORD_COUNT = 96_456  # of which segmented "ok"; the rest are "err"
+IAM_ERR_FRACTION = 1 - IAM_OK_WORD_COUNT / IAM_WORD_COUNT  # 16.4%
+IAM_WRITERS = 657
 IAM_MAX_WORD_LENGTH = 21
 KAGGLE_DATASET = "nibinv23/iam-handwriting-word-database"
+# A published split (one form, line or word id per line) is read from a folder holding files per split,
+# under any of these names: ours; the IAM line task's (largeWriterIndependentTextLineRecognitionTask:
+# validationset1 + validationset2 make one validation split); the Aachen (RWTH) lists as Laia ships them
+# (tr/va/te.lst) and as Kaldi's recipe does (*.uttlist); and IAM-A..D of shonenkov/IAM-Splitting (valid.txt).
+SPLIT_FILE_NAMES = {
+    "train": ("train.txt", "trainset.txt", "tr.lst", "train.lst", "train.uttlist"),
+    "validation": ("validation.txt", "valid.txt", "validationset1.txt", "validationset2.txt", "va.lst", "valid.lst",
+                   "validation.lst", "validation.uttlist"),
+    "test": ("test.txt", "testset.txt", "te.lst", "test.lst", "test.uttlist"),
+}  # fmt: skip
 # Known broken images of the real IAM (empty files); the loader reports and skips them.
 IAM_KNOWN_EMPTY_IMAGES = ("a01-117-05-02", "r06-022-03-05")
 
@@ -165,6 +179,14 @@ def minutes(budget: float | None) -> float | None:
     """A chapter-04 time budget in the current mode: quick mode counts epochs, not minutes."""
     return None if quick_mode() else budget
 
+
+# --- Devices, precision and XLA (utils/devices.py) -------------------------------------------------
+# Keras dtype policy: "auto" = mixed_float16 on a GPU, mixed_bfloat16 on a TPU (and on a CPU with native
+# bfloat16 when MIXED_PRECISION_CPU), else float32; or a policy name to force one.
+MIXED_PRECISION = "auto"
+MIXED_PRECISION_CPU = False  # see the README's speed table: measured on an AVX-512 BF16 CPU
+# XLA: "auto" = off on a CPU (measured slower), Keras' choice on a GPU or TPU; True or False to force it.
+JIT_COMPILE = "auto"
 
 # --- Decoding (utils/decoding.py) ---------------------------------------------------------
 BEAM_WIDTH = 10

@@ -51,6 +51,7 @@ def build_crnn(
     l2: float = 0.0,
     batch_norm: str = "table",
     name: str | None = None,
+    use_cudnn: bool | str = "auto",
 ) -> keras.Model:
     """The CRNN for ``num_characters`` characters: [B, 64, 128, 1] images -> [B, 31, num_characters + 1] logits.
 
@@ -58,7 +59,11 @@ def build_crnn(
     layers); ``l2`` adds an L2 penalty on every kernel. Both default to 0: the plain reference model.
     ``batch_norm``: "table" normalises after convolutions 5 and 6, as the reference; "all" after every
     convolution but the last, which trains faster from scratch. Convolutions followed by batch
-    normalisation have no bias (the normalisation's shift replaces it).
+    normalisation have no bias (the normalisation's shift replaces it). Batch normalisation is synchronized:
+    under a tf.distribute strategy every replica normalises with the global batch's statistics, so their
+    moving averages stay identical (unsynchronized, each replica kept its own). The logits are float32
+    under a mixed-precision policy too, for the CTC loss. ``use_cudnn=False`` keeps the LSTMs out of
+    cuDNN on a GPU, which XLA (``jit_compile``) needs.
     """
     if isinstance(preset, str):
         if preset not in PRESETS:
@@ -88,7 +93,7 @@ def build_crnn(
             name=f"conv{number}",
         )(x)
         if norm:
-            x = layers.BatchNormalization(momentum=config.BATCH_NORM_MOMENTUM, name=f"bn{number}")(x)
+            x = layers.BatchNormalization(momentum=config.BATCH_NORM_MOMENTUM, synchronized=True, name=f"bn{number}")(x)
         x = layers.ReLU(name=f"relu{number}")(x)
         if pool:
             pools += 1
@@ -106,10 +111,11 @@ def build_crnn(
                 return_sequences=True,
                 kernel_regularizer=regularizer,
                 recurrent_regularizer=regularizer,
+                use_cudnn=use_cudnn,
             ),
             name=f"bilstm{number}",
         )(x)
-    outputs = layers.Dense(num_characters + 1, kernel_regularizer=regularizer, name="logits")(x)
+    outputs = layers.Dense(num_characters + 1, kernel_regularizer=regularizer, dtype="float32", name="logits")(x)
     return keras.Model(inputs, outputs, name=name or f"crnn_{preset_name}")
 
 

@@ -9,7 +9,6 @@ A finished run is never overwritten: starting the same run again moves it aside 
 
 from __future__ import annotations
 
-import os
 import math
 import time
 import warnings
@@ -24,47 +23,9 @@ import tensorflow as tf
 
 from utils import config
 from utils.decoding import decode
+from utils.devices import check_keras_can_fit
 from utils.encoding import Vocabulary
 from utils.metrics import character_error_rate, word_error_rate
-
-
-# --- Where to train ---------------------------------------------------------------------------
-def choose_strategy(verbose: bool = True) -> tf.distribute.Strategy:
-    """A TPU strategy on a TPU (Colab), mirrored over several GPUs, else the default (one GPU or the CPU).
-
-    Build and compile the model inside ``strategy.scope()``. With several replicas each batch is split
-    between them, so scale the batch size by ``strategy.num_replicas_in_sync``.
-    """
-    strategy, reason = None, ""
-    if os.environ.get("COLAB_TPU_ADDR") or os.environ.get("TPU_NAME") or Path("/dev/accel0").exists():
-        try:
-            resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
-            tf.config.experimental_connect_to_cluster(resolver)
-            tf.tpu.experimental.initialize_tpu_system(resolver)
-            strategy, reason = tf.distribute.TPUStrategy(resolver), "a TPU was found"
-        except (ValueError, RuntimeError, tf.errors.OpError) as error:
-            reason = f"a TPU was announced but could not be used ({error}); "
-    if strategy is None:
-        gpus = tf.config.list_logical_devices("GPU")
-        if len(gpus) > 1:
-            strategy, reason = tf.distribute.MirroredStrategy(), reason + f"{len(gpus)} GPUs: mirrored"
-        else:
-            strategy = tf.distribute.get_strategy()
-            reason += "one GPU" if gpus else "no GPU: the CPU"
-    if verbose:
-        print(f"Strategy: {type(strategy).__name__}, {strategy.num_replicas_in_sync} replica(s) ({reason})")
-    return strategy
-
-
-def accelerated(strategy: tf.distribute.Strategy | None = None) -> bool:
-    """True on a GPU or TPU, where the paper preset trains fast enough."""
-    strategy = strategy or tf.distribute.get_strategy()
-    return isinstance(strategy, tf.distribute.TPUStrategy) or bool(tf.config.list_logical_devices("GPU"))
-
-
-def default_preset(strategy: tf.distribute.Strategy | None = None) -> str:
-    """``paper`` on a GPU or TPU, ``compact`` on a CPU."""
-    return config.PRESET_GPU if accelerated(strategy) else config.PRESET_CPU
 
 
 # --- Compiling ----------------------------------------------------------------------------------
@@ -74,11 +35,13 @@ def compile_crnn(
     weight_decay: float = config.WEIGHT_DECAY,
     lr_schedule: str = config.LR_SCHEDULE,
     decay_steps: int | None = None,
+    jit_compile: bool | str = False,
 ) -> keras.Model:
     """Attach the optimizer (AdamW with ``weight_decay``, Adam without) and the CTC loss.
 
     ``keras.losses.CTC`` takes the logits and counts a label's length as its non-zero ids, so the
     padding never counts as characters. ``lr_schedule="cosine"`` needs ``decay_steps`` (epochs x steps).
+    ``jit_compile``: XLA, see :func:`utils.devices.jit_compile` (off by default: slower on a CPU).
     """
     if lr_schedule == "cosine":
         if not decay_steps:
@@ -92,7 +55,7 @@ def compile_crnn(
         optimizer = keras.optimizers.AdamW(rate, weight_decay=weight_decay)
     else:
         optimizer = keras.optimizers.Adam(rate)
-    model.compile(optimizer=optimizer, loss=keras.losses.CTC())
+    model.compile(optimizer=optimizer, loss=keras.losses.CTC(), jit_compile=jit_compile)
     return model
 
 
@@ -299,6 +262,7 @@ def train_crnn(
     validation loss stalls; a cosine over epochs compiled into the optimizer (:func:`compile_crnn`)
     is left alone. At the end the model holds the weights of its best epoch, also in ``run.model``.
     """
+    check_keras_can_fit(model.distribute_strategy)  # before the run folder is touched
     run = RunFolder.named(run) if isinstance(run, str) else run
     epochs = epochs or config.epochs()
     resumed = _start_run(run, vocabulary, verbose)
