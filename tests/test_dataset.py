@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import types
 
@@ -18,7 +19,7 @@ def data_dir(tmp_path, monkeypatch):
     """An empty data/ and artifacts/ for the test, and no user settings."""
     monkeypatch.setattr(config, "DATA_DIR", tmp_path / "data")
     monkeypatch.setenv("HTR_ARTIFACTS_DIR", str(tmp_path / "artifacts"))
-    for name in ("HTR_DATA_DIR", "HTR_DOWNLOAD", "HTR_KAGGLE_DIR", "HTR_QUICK", "HTR_SEED"):
+    for name in ("HTR_DATA_DIR", "HTR_DOWNLOAD", "HTR_KAGGLE_DIR", "HTR_QUICK", "HTR_SEED", "HTR_SPLIT_DIR"):
         monkeypatch.delenv(name, raising=False)
     return tmp_path / "data"
 
@@ -110,3 +111,20 @@ def test_index_is_rebuilt_for_a_new_dataset_and_has_absolute_paths(data_dir, mak
     other = make_iam([GOOD], {"a01-000u-00-00": png_bytes()}, root=root.parent / "other")
     monkeypatch.setenv("HTR_DATA_DIR", str(other))
     assert len(dataset.load_index()) == 1
+
+
+def test_index_is_rebuilt_when_the_split_folder_changes(data_dir, make_iam, tmp_path, monkeypatch):
+    ids = ["a01-000u-00-00", "b01-000-00-00", "c01-000-00-00"]
+    root = make_iam([f"{i} ok 154 1 1 1 1 NN w" for i in ids], {i: png_bytes() for i in ids})
+    monkeypatch.setenv("HTR_DATA_DIR", str(root))
+    default = dataset.load_index().set_index("word_id")["split"]
+    split_dir = tmp_path / "published"
+    split_dir.mkdir()
+    for name, form in (("train.txt", "a01-000u"), ("valid.txt", "b01-000"), ("test.txt", "c01-000")):
+        (split_dir / name).write_text(form + "\n", encoding="utf-8")
+    monkeypatch.setenv("HTR_SPLIT_DIR", str(split_dir))
+    published = dataset.load_index().set_index("word_id")["split"]
+    assert published.to_dict() == {"a01-000u-00-00": "train", "b01-000-00-00": "validation", "c01-000-00-00": "test"}
+    assert json.loads((tmp_path / "artifacts" / dataset.INDEX_META_FILE).read_text(encoding="utf-8"))["split_dir"] == str(split_dir.resolve())
+    monkeypatch.delenv("HTR_SPLIT_DIR")
+    assert dataset.load_index().set_index("word_id")["split"].to_dict() == default.to_dict()

@@ -236,8 +236,44 @@ def test_split_file_errors_name_the_file_and_line(tmp_path):
     (tmp_path / "b.txt").write_text("a00-000-00\n", encoding="utf-8")
     with pytest.raises(iam.SplitFileError, match="more than one split"):
         iam.split_from_files(_records(1), {"train": tmp_path / "a.txt", "test": tmp_path / "b.txt"})
-    with pytest.raises(iam.SplitFileError, match="lacks"):
+    with pytest.raises(iam.SplitFileError, match=r"has no file for: train \(looked for train.txt, trainset.txt"):
         iam.split_files_in(tmp_path)
+    with pytest.raises(iam.SplitFileError, match="does not exist"):
+        iam.split_files_in(tmp_path / "nowhere")
+
+
+def test_the_iam_line_task_split_merges_its_two_validation_sets(tmp_path):
+    records = _records(4)
+    (tmp_path / "trainset.txt").write_text("a00-000-00\na00-000-01\n", encoding="utf-8")
+    (tmp_path / "validationset1.txt").write_text("a00-001-00\n", encoding="utf-8")
+    (tmp_path / "validationset2.txt").write_text("a00-002-00\n", encoding="utf-8")
+    (tmp_path / "testset.txt").write_text("a00-003-00\n", encoding="utf-8")
+    files = iam.split_files_in(tmp_path)
+    assert [p.name for p in files["validation"]] == ["validationset1.txt", "validationset2.txt"]
+    splits = iam.split_from_files(records, files)
+    assert splits["a00-001-00-03"] == "validation" and splits["a00-002-00-00"] == "validation"
+    assert splits["a00-000-00-00"] == "train" and splits["a00-003-00-01"] == "test"
+
+
+def test_the_aachen_lists_of_forms_are_accepted(tmp_path):
+    for name, form in (("tr.lst", "a00-000"), ("va.lst", "a00-001"), ("te.lst", "a00-002")):
+        (tmp_path / name).write_text(form + "\n", encoding="utf-8")
+    splits = iam.split_from_files(_records(4), iam.split_files_in(tmp_path))
+    assert {splits["a00-000-00-00"], splits["a00-001-00-00"], splits["a00-002-00-00"]} == {"train", "validation", "test"}
+    assert "a00-003-00-00" not in splits  # a form no list names is left out
+
+
+def test_htr_split_dir_overrides_the_default_split(make_iam, tmp_path, monkeypatch):
+    ids = ["a01-000u-00-00", "b01-000-00-00", "c01-000-00-00"]
+    root = make_iam([f"{i} ok 154 1 1 1 1 NN w" for i in ids], {i: png_bytes() for i in ids})
+    split_dir = tmp_path / "published"
+    split_dir.mkdir()
+    for name, form in (("trainset.txt", "c01-000"), ("validationset1.txt", "a01-000u"), ("testset.txt", "b01-000")):
+        (split_dir / name).write_text(form + "\n", encoding="utf-8")
+    monkeypatch.setenv("HTR_SPLIT_DIR", str(split_dir))
+    dataset = iam.load_iam(root)
+    assert dataset.splits == {"c01-000-00-00": "train", "a01-000u-00-00": "validation", "b01-000-00-00": "test"}
+    assert "trainset.txt, validationset1.txt, testset.txt" in dataset.split_method
 
 
 def test_load_iam_uses_a_split_folder_and_keeps_only_usable_words(make_iam, tmp_path):

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from utils import config
-from utils.iam import IamDataset, IamLayout, find_dataset, find_datasets, load_iam, records_to_frame
+from utils.iam import IamDataset, IamLayout, find_dataset, find_datasets, load_iam, records_to_frame, split_dir_setting
 from utils.synthetic import generate_mini_iam
 
 INDEX_FILE = "index.csv"
@@ -117,16 +117,24 @@ def save_index(dataset: IamDataset, folder: Path | None = None) -> Path:
         "dataset_root": str(dataset.layout.root.resolve()),
         "synthetic": dataset.layout.synthetic,
         "split_method": dataset.split_method,
+        "split_dir": _split_setting(),
         "words": len(dataset.records),
     }
     (folder / INDEX_META_FILE).write_text(json.dumps(meta, indent=1), encoding="utf-8")
     return folder / INDEX_FILE
 
 
+def _split_setting() -> str | None:
+    """The HTR_SPLIT_DIR in force, as the index remembers it: another one means another index."""
+    split_dir = split_dir_setting()
+    return str(split_dir.resolve()) if split_dir else None
+
+
 def load_index(folder: Path | None = None):
     """The saved index as a DataFrame with absolute image paths; rebuilt first when absent or stale.
 
-    This is how chapters 02-04 start without running chapter 01 first.
+    Stale: made from another dataset or with another ``HTR_SPLIT_DIR``. This is how chapters 02-04
+    start without running chapter 01 first.
     """
     import pandas as pd
 
@@ -134,7 +142,8 @@ def load_index(folder: Path | None = None):
     meta_file = folder / INDEX_META_FILE
     resolution = resolve_dataset(verbose=False)
     root = resolution.layout.root.resolve()
-    fresh = meta_file.is_file() and json.loads(meta_file.read_text(encoding="utf-8"))["dataset_root"] == str(root)
+    meta = json.loads(meta_file.read_text(encoding="utf-8")) if meta_file.is_file() else {}
+    fresh = meta.get("dataset_root") == str(root) and meta.get("split_dir") == _split_setting()
     if not fresh:
         save_index(load_iam(resolution.layout.root), folder)
     frame = pd.read_csv(folder / INDEX_FILE, dtype={"writer_id": str, "text": str}, keep_default_na=False, na_values=[""])

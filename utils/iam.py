@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import os
 import re
 import sys
 from collections import Counter
@@ -376,12 +377,16 @@ def read_split_file(path: Path | str) -> set[str]:
     return ids
 
 
-def split_from_files(records: Sequence[WordRecord], split_files: dict[str, Path | str]) -> dict[str, str]:
+def split_from_files(records: Sequence[WordRecord], split_files: dict[str, Path | str | Sequence[Path | str]]) -> dict[str, str]:
     """word id -> split, from files of ids (form, line or word ids, mixed as you like).
 
-    Words listed by no file are left out of the result; a word listed by two files is an error.
+    A split may come from several files (the IAM line task's two validation sets). Words listed by
+    no file are left out of the result; a word listed by two splits is an error.
     """
-    listed = {name: read_split_file(path) for name, path in split_files.items()}
+    listed: dict[str, set[str]] = {}
+    for name, paths in split_files.items():
+        paths = [paths] if isinstance(paths, (str, Path)) else paths
+        listed[name] = set().union(*(read_split_file(path) for path in paths))
     assignment: dict[str, str] = {}
     for record in records:
         keys = (record.word_id, record.line_id, record.form_id)
@@ -396,14 +401,30 @@ def split_from_files(records: Sequence[WordRecord], split_files: dict[str, Path 
     return assignment
 
 
-def split_files_in(folder: Path | str) -> dict[str, Path]:
-    """The split files {train,validation,test}.txt in ``folder`` (all three, or an error)."""
+def split_files_in(folder: Path | str) -> dict[str, list[Path]]:
+    """The split files in ``folder``: for each split, every file there under one of its names.
+
+    The names are ``config.SPLIT_FILE_NAMES``: ``train.txt``/``validation.txt``/``test.txt``, the IAM
+    line task's ``trainset.txt``/``validationset1.txt`` + ``validationset2.txt``/``testset.txt``, and
+    the Aachen lists (``tr.lst``/``va.lst``/``te.lst``, ``*.uttlist``). Every split needs a file.
+    """
     folder = Path(folder)
-    files = {name: folder / f"{name}.txt" for name in config.SPLITS}
-    missing = [str(p) for p in files.values() if not p.is_file()]
+    if not folder.is_dir():
+        raise SplitFileError(f"split folder {folder} does not exist")
+    files = {name: [folder / n for n in names if (folder / n).is_file()] for name, names in config.SPLIT_FILE_NAMES.items()}
+    missing = [name for name, paths in files.items() if not paths]
     if missing:
-        raise SplitFileError(f"split folder {folder} lacks: {', '.join(missing)}")
+        raise SplitFileError(
+            f"split folder {folder} has no file for: "
+            + "; ".join(f"{name} (looked for {', '.join(config.SPLIT_FILE_NAMES[name])})" for name in missing)
+        )
     return files
+
+
+def split_dir_setting() -> Path | None:
+    """The split folder the user chose with ``HTR_SPLIT_DIR``, or None."""
+    value = os.environ.get("HTR_SPLIT_DIR", "").strip()
+    return Path(value) if value else None
 
 
 # --- Loading, all in one --------------------------------------------------------
@@ -438,8 +459,8 @@ def load_iam(
 ) -> IamDataset:
     """Find, parse, validate and split the IAM copy under ``root``.
 
-    The split comes from ``split_dir`` if given, else from the dataset's own splits/ folder,
-    else from :func:`split_by_group` (by writer when forms.txt names them, else by form).
+    The split comes from ``split_dir`` if given (default: ``HTR_SPLIT_DIR``), else from the dataset's own
+    splits/ folder, else from :func:`split_by_group` (by writer when forms.txt names them, else by form).
     """
     layout = find_dataset(root)
     parsed = parse_words_file(layout.words_file, layout.images_dir)
@@ -448,10 +469,12 @@ def load_iam(
         for record in parsed.records:
             record.writer_id = writers.get(record.form_id)
     report = validate_images(parsed.records) if validate else ImageReport()
-    split_dir = Path(split_dir) if split_dir is not None else layout.split_dir
+    split_dir = Path(split_dir) if split_dir is not None else split_dir_setting() or layout.split_dir
     if split_dir is not None:
-        splits = split_from_files(parsed.records, split_files_in(split_dir))
-        method = f"from the split files in {split_dir}"
+        files = split_files_in(split_dir)
+        splits = split_from_files(parsed.records, files)
+        listed = ", ".join(path.name for paths in files.values() for path in paths)
+        method = f"from the split files in {config.display_path(split_dir)} ({listed})"
     else:
         splits = split_by_group(parsed.records, seed=seed)
         by = "writer" if any(r.writer_id for r in parsed.records) else "form"
