@@ -52,14 +52,15 @@ def train_words():
 
 
 # --- Workers: each runs in its own process, so its peak RSS is its own ------------------------
-def seed_loop() -> dict:
-    """The seed's approach: every image read, resized and padded in Python, then one big array."""
+def seed_loop(limit: int | None = None) -> dict:
+    """The seed's approach: every image (or the first ``limit``) read, resized and padded in Python, then one big array."""
     import cv2
     import numpy as np
 
     from utils import config
 
     words, _ = train_words()
+    words = words.head(limit) if limit else words
     start = time.perf_counter()
     images = []
     for path in words["path"]:
@@ -159,13 +160,19 @@ def training_overhead(repeats: int) -> dict:
     return {"images": images, "steps": len(in_memory), "times": times, "best": best, "params": model.count_params()}
 
 
-WORKERS = {"seed": seed_loop, "pipeline": pipeline_passes, "train": training_overhead}
+# worker name -> how it runs with the command line's arguments
+WORKERS = {
+    "seed": lambda args: seed_loop(args.limit),
+    "pipeline": lambda args: pipeline_passes(),
+    "train": lambda args: training_overhead(args.repeats),
+}
 
 
-def run_worker(kind: str, data: Path, artifacts: Path, repeats: int) -> dict:
+def run_worker(kind: str, data: Path, artifacts: Path, repeats: int = 1, limit: int | None = None) -> dict:
     """Run one worker in a fresh Python process on the given dataset; return its JSON result."""
     env = dict(os.environ, HTR_DATA_DIR=str(data), HTR_ARTIFACTS_DIR=str(artifacts), TF_CPP_MIN_LOG_LEVEL="2")
     command = [sys.executable, __file__, "--worker", kind, "--repeats", str(repeats)]
+    command += ["--limit", str(limit)] if limit else []
     done = subprocess.run(command, env=env, capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"worker {kind} on {data} failed:\n{done.stderr[-3000:]}")
@@ -178,10 +185,10 @@ def main() -> None:
     parser.add_argument("--large", type=int, default=20000, help="words in the large mini-IAM")
     parser.add_argument("--repeats", type=int, default=3, help="training epochs per feeding, the fastest counts")
     parser.add_argument("--worker", choices=sorted(WORKERS), help=argparse.SUPPRESS)
+    parser.add_argument("--limit", type=int, default=None, help=argparse.SUPPRESS)  # seed worker: first N words
     args = parser.parse_args()
     if args.worker:
-        result = WORKERS[args.worker](args.repeats) if args.worker == "train" else WORKERS[args.worker]()
-        print(json.dumps(result))
+        print(json.dumps(WORKERS[args.worker](args)))
         return
 
     from utils import config

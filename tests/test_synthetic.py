@@ -114,3 +114,35 @@ def test_command_line_writes_a_dataset(tmp_path, capsys):
     assert synthetic.main([str(tmp_path / "cli"), "--words", "40", "--seed", "3"]) == 0
     assert "40 words" in capsys.readouterr().out
     assert len(iam.parse_words_file(tmp_path / "cli" / "words.txt").records) == 40
+
+
+def test_more_writers_than_fonts_cycle_the_fonts_each_with_a_style_of_its_own(tmp_path):
+    fonts = len(synthetic.font_paths())
+    writers = synthetic.make_writers(seed=1, writers=2 * fonts + 3)
+    assert len({w.writer_id for w in writers}) == 2 * fonts + 3
+    same_font = [w for w in writers if w.font == writers[0].font]
+    assert len(same_font) == 3 and len({(w.x_height, w.slant, w.ink) for w in same_font}) == 3
+    # A font's writers share its split, so unseen fonts stay unseen however many writers there are.
+    assert all(len({w.split for w in writers if w.font == font}) == 1 for font in {w.font for w in writers})
+
+    root = synthetic.generate_mini_iam(tmp_path / "many", words=1500, seed=2, writers=fonts + 3,
+                                       err_fraction=synthetic.IAM_SIZE["err_fraction"], workers=2).root  # fmt: skip
+    dataset = iam.load_iam(root)
+    assert len({r.writer_id for r in dataset.records}) == fonts + 3  # writers take turns: each wrote a form
+    err = sum(r.status == "err" for r in dataset.records) / len(dataset.records)
+    assert err == pytest.approx(config.IAM_ERR_FRACTION, abs=0.05)  # IAM's 16% of err rows
+    writers_of = {s: {r.writer_id for r in dataset.records if dataset.splits[r.word_id] == s} for s in config.SPLITS}
+    assert not writers_of["train"] & (writers_of["validation"] | writers_of["test"])
+
+
+def test_iam_size_option_asks_for_iam_s_words_writers_and_err_share(monkeypatch, tmp_path):
+    calls = []
+
+    def generate_nothing(*args):  # 115k images would take minutes: record what was asked, then stop
+        calls.append(args)
+        raise ValueError("stopped by the test")
+
+    monkeypatch.setattr(synthetic, "generate_mini_iam", generate_nothing)
+    assert synthetic.main([str(tmp_path / "iam"), "--iam-size"]) == 2
+    _, words, _, writers, err_fraction = calls[0]
+    assert (words, writers) == (115_320, 657) and err_fraction == pytest.approx(18_864 / 115_320)

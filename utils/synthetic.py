@@ -10,6 +10,7 @@ cleaning code has something to clean. The same seed gives the same dataset.
 Command line::
 
     python -m utils.synthetic DIR --words N --seed S
+    python -m utils.synthetic DIR --iam-size     # IAM's size: 115,320 words, 657 writers, 16.4% err
 """
 
 from __future__ import annotations
@@ -388,6 +389,11 @@ def generate_mini_iam(
     return find_dataset(out_dir, max_depth=0)
 
 
+# A rehearsal of the real thing: IAM's word count, writer count and share of "err" rows. The writers
+# cycle through the fonts, each with a style of its own; a font's writers all share its split.
+IAM_SIZE = {"words": config.IAM_WORD_COUNT, "writers": config.IAM_WRITERS, "err_fraction": config.IAM_ERR_FRACTION}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m utils.synthetic", description=__doc__.split("\n")[0])
     parser.add_argument("directory", type=Path, help="where to write the mini-IAM (new or empty folder)")
@@ -395,7 +401,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=42, help="seed: the same seed gives the same dataset")
     parser.add_argument("--writers", type=int, default=None, help="writers (default: one per font)")
     parser.add_argument("--err-fraction", type=float, default=0.03, help="share of rows marked err")
+    parser.add_argument("--iam-size", action="store_true", help="IAM's size: sets --words, --writers and --err-fraction")
     args = parser.parse_args(argv)
+    if args.iam_size:
+        args.words, args.writers, args.err_fraction = IAM_SIZE["words"], IAM_SIZE["writers"], IAM_SIZE["err_fraction"]
     start = time.perf_counter()
     try:
         layout = generate_mini_iam(args.directory, args.words, args.seed, args.writers, args.err_fraction)
