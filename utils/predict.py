@@ -2,6 +2,8 @@
 
     python -m utils.predict IMAGE... --model artifacts/models/regularised/model.keras [--beam N] [--lexicon FILE]
 
+The model may also be a TensorFlow Lite file written by ``utils.export`` (``--model .../model.tflite``).
+
 Prints ``path<TAB>text`` for each image, in order. Images go through exactly the preprocessing of
 training (``preprocess.load_image``), so any size, PNG or JPEG, gray or colour works. A file that
 cannot be read is reported on stderr with the reason, and the others are still read; the exit
@@ -27,6 +29,7 @@ import tensorflow as tf  # noqa: E402
 from utils import config  # noqa: E402
 from utils.decoding import Lexicon, decode  # noqa: E402
 from utils.encoding import Vocabulary  # noqa: E402
+from utils.export import TFLiteModel  # noqa: E402
 from utils.model import load_model  # noqa: E402
 from utils.preprocess import load_image, preprocess_image, to_gray  # noqa: E402
 
@@ -47,8 +50,9 @@ class Prediction:
         return self.error is None
 
 
-def load_reader(model_path: Path | str, vocabulary_path: Path | str | None = None) -> tuple[keras.Model, Vocabulary]:
-    """A saved model (``safe_mode=True``) and its vocabulary (by default ``vocabulary.txt`` beside it)."""
+def load_reader(model_path: Path | str, vocabulary_path: Path | str | None = None) -> tuple[keras.Model | TFLiteModel, Vocabulary]:
+    """A saved model (``.keras``, loaded with ``safe_mode=True``, or ``.tflite``) and its vocabulary
+    (by default ``vocabulary.txt`` beside it)."""
     model_path = Path(model_path)
     vocabulary_path = Path(vocabulary_path) if vocabulary_path else model_path.parent / VOCABULARY_BESIDE_MODEL
     if not model_path.is_file():
@@ -58,7 +62,8 @@ def load_reader(model_path: Path | str, vocabulary_path: Path | str | None = Non
             f"{config.display_path(vocabulary_path)}: no vocabulary for {config.display_path(model_path)} "
             "(training saves it beside the model; pass --vocabulary to give another)"
         )
-    model, vocabulary = load_model(model_path), Vocabulary.load(vocabulary_path)
+    model = TFLiteModel(model_path) if model_path.suffix == ".tflite" else load_model(model_path)
+    vocabulary = Vocabulary.load(vocabulary_path)
     outputs = model.output_shape[-1]
     if outputs != vocabulary.num_classes:
         raise ValueError(
@@ -105,7 +110,7 @@ def _prepare(item: str | Path | np.ndarray) -> tf.Tensor:
 
 
 def predict_images(
-    model: keras.Model,
+    model: keras.Model | TFLiteModel,
     items: Iterable[str | Path | np.ndarray],
     vocabulary: Vocabulary,
     beam_width: int | None = None,
@@ -136,7 +141,7 @@ def predict_images(
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m utils.predict", description=__doc__.split("\n")[0])
     parser.add_argument("images", nargs="+", type=Path, help="image files (PNG, JPEG, BMP, GIF, WebP)")
-    parser.add_argument("--model", type=Path, required=True, help="a .keras model saved by training")
+    parser.add_argument("--model", type=Path, required=True, help="a .keras model saved by training, or an exported .tflite")
     parser.add_argument("--vocabulary", type=Path, default=None, help=f"default: {VOCABULARY_BESIDE_MODEL} beside the model")
     parser.add_argument("--beam", type=int, default=None, metavar="N", help="beam search of width N (default: greedy)")
     parser.add_argument("--lexicon", type=Path, default=None, help="a text file of known words, one per line")

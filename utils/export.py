@@ -1,0 +1,132 @@
+"""Export a trained CRNN for inference without Keras: a TensorFlow SavedModel and TensorFlow Lite files.
+
+``export_all(model, vocabulary, folder)`` writes ``saved_model/`` (TF Serving, TF.js and other converters
+start here), ``model.tflite`` (float32) and ``model_int8.tflite`` (dynamic-range quantisation: weights
+stored as int8, about 4x smaller, activations still float), each with ``vocabulary.txt`` beside them.
+:class:`TFLiteModel` runs a ``.tflite`` file with the same ``predict_on_batch`` as a Keras model, so
+``utils.predict`` reads images with it unchanged (``python -m utils.predict ... --model model.tflite``).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import warnings
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from utils import config
+from utils.encoding import Vocabulary
+
+SAVED_MODEL_DIR = "saved_model"
+TFLITE_FILES = {"float32": "model.tflite", "int8": "model_int8.tflite"}  # quantisation -> file name
+# TFLite models take one image at a time: with a fixed batch the converter turns the LSTMs' loops into
+# TFLite's built-in ops; a free batch size would need TensorFlow's "Flex" ops, which phones lack.
+TFLITE_BATCH = 1
+
+
+def _input_spec(batch: int | None) -> list[tf.TensorSpec]:
+    return [tf.TensorSpec((batch, config.IMAGE_HEIGHT, config.IMAGE_WIDTH, 1), tf.float32, name="image")]
+
+
+def _free_target(path: Path, overwrite: bool) -> None:
+    """Refuse to replace an existing export unless asked to; then remove it."""
+    if path.exists():
+        if not overwrite:
+            raise FileExistsError(f"{config.display_path(path)} exists: pass overwrite=True to replace it")
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+
+def _float32_config(value):
+    """A model config with every mixed-precision dtype policy replaced by float32 (nested layers included)."""
+    if isinstance(value, dict):
+        policy = value.get("config", {}).get("name", "") if value.get("class_name") == "DTypePolicy" else ""
+        if policy.startswith("mixed_"):
+            return "float32"
+        return {key: _float32_config(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_float32_config(item) for item in value]
+    return value
+
+
+def float32_copy(model: keras.Model) -> keras.Model:
+    """The model itself when it computes in float32, else a float32 twin with the same weights.
+
+    A model trained with mixed precision computes in float16 or bfloat16; exports and phones want float32
+    (TFLite's int8 option then shrinks the weights).
+    """
+    if all(not layer.dtype_policy.name.startswith("mixed_") for layer in model.layers):
+        return model
+    twin = keras.Model.from_config(_float32_config(model.get_config()))
+    twin.set_weights(model.get_weights())
+    return twin
+
+
+def export_saved_model(model: keras.Model, folder: Path | str, overwrite: bool = False) -> Path:
+    """The model as a TensorFlow SavedModel (float32, any batch size; signature ``serve``: images -> logits)."""
+    folder = Path(folder)
+    _free_target(folder, overwrite)
+    float32_copy(model).export(str(folder), format="tf_saved_model", verbose=False, input_signature=_input_spec(None))
+    return folder
+
+
+def export_tflite(model: keras.Model, path: Path | str, quantization: str = "float32", overwrite: bool = False) -> Path:
+    """The model as a TensorFlow Lite file: ``quantization`` "float32", or "int8" (dynamic range: int8 weights)."""
+    if quantization not in TFLITE_FILES:
+        raise ValueError(f"quantization {quantization!r}: expected one of {', '.join(TFLITE_FILES)}")
+    path = Path(path)
+    _free_target(path, overwrite)
+    options = {"optimizations": [tf.lite.Optimize.DEFAULT]} if quantization == "int8" else {}
+    float32_copy(model).export(str(path), format="litert", verbose=False, input_signature=_input_spec(TFLITE_BATCH), **options)
+    return path
+
+
+def export_all(model: keras.Model, vocabulary: Vocabulary, folder: Path | str, overwrite: bool = False) -> dict[str, Path]:
+    """SavedModel, float32 and int8 TFLite files in ``folder``, with the vocabulary beside them."""
+    folder = Path(folder)
+    model = float32_copy(model)  # once, not once per file
+    paths = {"saved_model": export_saved_model(model, folder / SAVED_MODEL_DIR, overwrite)}
+    for quantization, name in TFLITE_FILES.items():
+        paths[quantization] = export_tflite(model, folder / name, quantization, overwrite)
+    vocabulary.save(folder / config.VOCABULARY_FILE)
+    return paths
+
+
+def _interpreter_class():
+    """LiteRT's interpreter when its package is installed, else TensorFlow's (deprecated there, still working)."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+
+        return Interpreter
+    except ImportError:
+        return tf.lite.Interpreter
+
+
+class TFLiteModel:
+    """A ``.tflite`` CRNN with the part of the Keras model API that reading needs: ``predict_on_batch``, ``output_shape``."""
+
+    def __init__(self, path: Path | str):
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise FileNotFoundError(f"{config.display_path(self.path)}: no such TFLite file")
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")
+            self._interpreter = _interpreter_class()(model_path=str(self.path), num_threads=os.cpu_count())
+        self._interpreter.allocate_tensors()
+        self._input = self._interpreter.get_input_details()[0]
+        self._output = self._interpreter.get_output_details()[0]
+        self.output_shape = (None, *self._output["shape"][1:])
+
+    def predict_on_batch(self, images) -> np.ndarray:
+        """Logits [B, 31, classes] for images [B, 64, 128, 1], one image at a time."""
+        images = np.asarray(images, dtype=np.float32)
+        logits = []
+        for image in images:
+            self._interpreter.set_tensor(self._input["index"], image[None])
+            self._interpreter.invoke()
+            logits.append(self._interpreter.get_tensor(self._output["index"])[0].copy())
+        return np.stack(logits) if logits else np.zeros((0, *self.output_shape[1:]), np.float32)
