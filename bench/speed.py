@@ -1,6 +1,6 @@
 """Speed benchmark: training and inference images/s of both presets, against the CPU's fp32 peak.
 
-    python bench/speed.py [--batch 64] [--paper-steps 6] [--compact-steps 30]
+    python bench/speed.py [--batch 64] [--paper-steps 6] [--compact-steps 30] [--mixed POLICY] [--no-switches]
 
 The peak is measured here, in the same run: the best GFLOP/s of a large float32 matmul (4096 x 4096),
 which is what a CPU does at its fastest. Each model's FLOPs per image are counted from its layers
@@ -9,10 +9,14 @@ achieved GFLOP/s = FLOPs per image x images/s, and the ratio is that over the pe
 Then a profile of the paper preset's training step: its convolutional trunk and its recurrent head
 (BiLSTMs + dense) timed separately, each with its own FLOPs and ratio, to show where the time goes.
 Batches are ready tensors in memory (``train_on_batch``), so the input pipeline costs nothing here.
+Then the speed switches (skip them with ``--no-switches``): both presets again with XLA (``jit_compile``),
+with mixed precision (``--mixed``, default mixed_float16 on a GPU, mixed_bfloat16 on a CPU) and with both,
+each as a ratio to plain float32. On a GPU the peak and the profile are the GPU's, measured the same way.
 
 Prints a table, then one JSON line with: peak_gflops, paper_train_img_s, paper_train_gflops,
 paper_train_ratio, paper_infer_img_s, paper_infer_gflops, compact_train_img_s, compact_train_gflops,
-compact_train_ratio, compact_infer_img_s, and the profile (paper_conv_*, paper_rnn_*).
+compact_train_ratio, compact_infer_img_s, the profile (paper_conv_*, paper_rnn_*), and for the switches
+{preset}_{xla,mixed,mixed_xla}_train_img_s, _train_x and _infer_x (speed-ups over float32), mixed_policy, device.
 """
 
 from __future__ import annotations
@@ -82,10 +86,12 @@ def images_per_second(step, batch: int, steps: int) -> float:
     return sorted(rates)[1]
 
 
-def measure(preset: str, batch: int, steps: int, batch_norm: str = "table") -> dict:
+def measure(preset: str, batch: int, steps: int, batch_norm: str = "table", policy: str = "float32", xla: bool = False) -> dict:
+    """Training and inference speed of one preset under a dtype policy, with or without XLA."""
     import keras
     import numpy as np
 
+    from utils.devices import use_precision
     from utils.model import build_crnn
     from utils.training import compile_crnn
 
@@ -94,7 +100,13 @@ def measure(preset: str, batch: int, steps: int, batch_norm: str = "table") -> d
     labels = rng.integers(1, CHARACTERS + 1, (batch, 31)).astype(np.int32)
     labels[:, 8:] = 0  # words of 8 characters
     keras.utils.set_random_seed(0)
-    model = compile_crnn(build_crnn(preset, CHARACTERS, dropout=0.25, batch_norm=batch_norm))
+    try:
+        use_precision(policy)
+        # XLA cannot compile cuDNN's LSTM kernel (Keras would quietly turn XLA off): use the plain loop then.
+        model = build_crnn(preset, CHARACTERS, dropout=0.25, batch_norm=batch_norm, use_cudnn=False if xla else "auto")
+    finally:
+        use_precision("float32")
+    compile_crnn(model, jit_compile=xla)
     flops = forward_flops(model)
     forward = sum(flops.values())
     train = images_per_second(lambda: model.train_on_batch(images, labels), batch, steps)
@@ -142,6 +154,26 @@ def profile_paper(batch: int, steps: int) -> dict:
     return result
 
 
+def speed_switches(args, plain: dict[str, dict], default_mixed: str) -> dict:
+    """Both presets with XLA, mixed precision and both; a table of speed-ups over plain float32."""
+    mixed = args.mixed or default_mixed
+    variants = {"xla": ("float32", True), "mixed": (mixed, False), "mixed_xla": (mixed, True)}
+    result = {"mixed_policy": mixed}
+    print(f"\nSpeed switches (batch {args.batch}): speed-up over float32 without XLA; mixed = {mixed}")
+    print(f"{'preset':<9} {'variant':<22} {'train img/s':>12} {'train x':>8} {'infer img/s':>12} {'infer x':>8}")
+    for preset, steps in (("paper", args.paper_steps), ("compact", args.compact_steps)):
+        base = plain[preset]
+        print(f"{preset:<9} {'float32':<22} {base['train_img_s']:>12,.1f} {1:>8.2f} {base['infer_img_s']:>12,.1f} {1:>8.2f}", flush=True)
+        for name, (policy, xla) in variants.items():
+            row = measure(preset, args.batch, steps, policy=policy, xla=xla)
+            train_x, infer_x = row["train_img_s"] / base["train_img_s"], row["infer_img_s"] / base["infer_img_s"]
+            label = policy + (" + XLA" if xla else "")
+            print(f"{'':<9} {label:<22} {row['train_img_s']:>12,.1f} {train_x:>8.2f} {row['infer_img_s']:>12,.1f} {infer_x:>8.2f}", flush=True)
+            result.update({f"{preset}_{name}_train_img_s": round(row["train_img_s"], 1),
+                           f"{preset}_{name}_train_x": round(train_x, 3), f"{preset}_{name}_infer_x": round(infer_x, 3)})  # fmt: skip
+    return result
+
+
 def cpu_name() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -157,6 +189,8 @@ def main() -> int:
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--paper-steps", type=int, default=6, help="training steps timed for the paper preset")
     parser.add_argument("--compact-steps", type=int, default=30, help="training steps timed for the compact preset")
+    parser.add_argument("--mixed", default=None, help="mixed policy of the switches (default: mixed_float16 on a GPU, else mixed_bfloat16)")
+    parser.add_argument("--no-switches", action="store_true", help="skip the XLA and mixed-precision rows")
     args = parser.parse_args()
 
     from utils.setup import import_tensorflow_quietly
@@ -175,7 +209,9 @@ def main() -> int:
     peak_again = matmul_peak(repeats=5)  # the machine may change speed during the run: report the best
     peak = max(peak, peak_again)
 
-    print(f"Speed: {cpu_name()}, {threads} logical CPUs, TensorFlow {tf.__version__}, batch {args.batch}, float32")
+    gpus = tf.config.list_logical_devices("GPU")
+    device = tf.config.experimental.get_device_details(tf.config.list_physical_devices("GPU")[0]).get("device_name", "GPU") if gpus else cpu_name()
+    print(f"Speed: {device}, {threads} logical CPUs, TensorFlow {tf.__version__}, batch {args.batch}, float32")
     print(f"measured fp32 peak (4096 x 4096 matmul): {peak:,.0f} GFLOP/s")
     print()
     print(f"{'preset':<9} {'params':>11} {'fwd MFLOP/img':>14} {'train img/s':>12} {'train GFLOP/s':>14} {'of peak':>8} "
@@ -214,7 +250,10 @@ def main() -> int:
         "paper_rnn_time_share": round(profile["rnn"]["seconds_per_image"] / total_seconds, 3),
         "batch": args.batch,
         "logical_cpus": threads,
+        "device": device,
     }
+    if not args.no_switches:
+        result.update(speed_switches(args, {"paper": paper, "compact": compact}, "mixed_float16" if gpus else "mixed_bfloat16"))
     print(json.dumps(result))
     return 0
 
