@@ -21,6 +21,9 @@ import tensorflow as tf
 
 from utils import config
 
+# Keras 3 cannot fit() under MultiWorkerMirroredStrategy across workers (open as of Keras 3.15).
+KERAS_MULTI_WORKER_BUG = "https://github.com/keras-team/keras/issues/20585"
+
 
 # --- Devices and strategies ------------------------------------------------------------------------
 def split_cpu(devices: int) -> list[str]:
@@ -64,6 +67,8 @@ def choose_strategy(devices: Sequence[str] | None = None, verbose: bool = True) 
         # Every worker runs this same script; TF_CONFIG tells each which one it is.
         strategy = tf.distribute.MultiWorkerMirroredStrategy()
         reason = f"TF_CONFIG names a cluster of {workers} worker(s)"
+        if workers > 1:
+            reason += f"; note that Keras' fit() cannot train across workers yet, {KERAS_MULTI_WORKER_BUG}"
     elif _tpu_announced():
         try:
             resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
@@ -82,9 +87,6 @@ def choose_strategy(devices: Sequence[str] | None = None, verbose: bool = True) 
     if verbose:
         print(f"Strategy: {strategy_name(strategy)}, {strategy.num_replicas_in_sync} replica(s) ({reason})")
     return strategy
-
-
-KERAS_MULTI_WORKER_BUG = "https://github.com/keras-team/keras/issues/20585"
 
 
 def check_keras_can_fit(strategy: tf.distribute.Strategy) -> None:
