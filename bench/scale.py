@@ -156,7 +156,7 @@ def main() -> int:
 def print_table(r: dict) -> None:
     print(f"\nScale: a mini-IAM of IAM's size, {r['words']:,} words by {r['writers']} writers ({r['disk_mb']:,} MB of PNGs), "
           f"{r['cores']} cores; training split {r['train_images']:,} images\n")  # fmt: skip
-    print(f"{'stage':<52} {'seconds':>8} {'images/s':>9} {'peak RSS MB':>12}")
+    print(f"{'stage':<56} {'seconds':>8} {'images/s':>9} {'peak RSS MB':>12}")
     rows = [
         ("generate the mini-IAM" + (" (reused: no timing)" if r["generate_reused"] else ""), r["generate_s"], r["words"] / r["generate_s"], None),
         ("python -m utils.iam check (parse + decode every image)", r["check_s"], r["words"] / r["check_s"], r["check_rss_mb"]),
@@ -172,7 +172,7 @@ def print_table(r: dict) -> None:
     for name, seconds, rate, rss in rows:
         rate_text = f"{rate:9,.0f}" if rate else f"{'':9}"
         rss_text = f"{rss:12,.0f}" if rss is not None else ""
-        print(f"{name:<52} {seconds:8.1f} {rate_text} {rss_text}")
+        print(f"{name:<56} {seconds:8.1f} {rate_text} {rss_text}")
     if r["seed_full_s"] is None:
         print(f"(the seed loader was not run whole: {r['seed_full_rss_mb_extrapolated']:,} MB would not fit in half of "
               f"the {r['free_memory_mb']:,} MB free)")  # fmt: skip

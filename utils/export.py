@@ -9,9 +9,11 @@ stored as int8, about 4x smaller, activations still float), each with ``vocabula
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import keras
@@ -20,6 +22,7 @@ import tensorflow as tf
 
 from utils import config
 from utils.encoding import Vocabulary
+from utils.setup import native_stderr_muted
 
 SAVED_MODEL_DIR = "saved_model"
 TFLITE_FILES = {"float32": "model.tflite", "int8": "model_int8.tflite"}  # quantisation -> file name
@@ -66,11 +69,25 @@ def float32_copy(model: keras.Model) -> keras.Model:
     return twin
 
 
+@contextlib.contextmanager
+def _quiet_export() -> Iterator[None]:
+    """Keep TensorFlow's "INFO: Assets written to /tmp/..." lines and the converter's notices out of the output."""
+    logger = tf.get_logger()
+    level = logger.level
+    logger.setLevel("ERROR")
+    try:
+        with native_stderr_muted():
+            yield
+    finally:
+        logger.setLevel(level)
+
+
 def export_saved_model(model: keras.Model, folder: Path | str, overwrite: bool = False) -> Path:
     """The model as a TensorFlow SavedModel (float32, any batch size; signature ``serve``: images -> logits)."""
     folder = Path(folder)
     _free_target(folder, overwrite)
-    float32_copy(model).export(str(folder), format="tf_saved_model", verbose=False, input_signature=_input_spec(None))
+    with _quiet_export():
+        float32_copy(model).export(str(folder), format="tf_saved_model", verbose=False, input_signature=_input_spec(None))
     return folder
 
 
@@ -81,7 +98,8 @@ def export_tflite(model: keras.Model, path: Path | str, quantization: str = "flo
     path = Path(path)
     _free_target(path, overwrite)
     options = {"optimizations": [tf.lite.Optimize.DEFAULT]} if quantization == "int8" else {}
-    float32_copy(model).export(str(path), format="litert", verbose=False, input_signature=_input_spec(TFLITE_BATCH), **options)
+    with _quiet_export():
+        float32_copy(model).export(str(path), format="litert", verbose=False, input_signature=_input_spec(TFLITE_BATCH), **options)
     return path
 
 
@@ -113,10 +131,10 @@ class TFLiteModel:
         self.path = Path(path)
         if not self.path.is_file():
             raise FileNotFoundError(f"{config.display_path(self.path)}: no such TFLite file")
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), native_stderr_muted():  # and the runtime's "Created XNNPACK delegate"
             warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")
             self._interpreter = _interpreter_class()(model_path=str(self.path), num_threads=os.cpu_count())
-        self._interpreter.allocate_tensors()
+            self._interpreter.allocate_tensors()
         self._input = self._interpreter.get_input_details()[0]
         self._output = self._interpreter.get_output_details()[0]
         self.output_shape = (None, *self._output["shape"][1:])

@@ -5,11 +5,13 @@ Each notebook's first cell finds the repository (cloning it on Colab) and calls 
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.metadata
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 
 from utils import config
 
@@ -52,24 +54,33 @@ def _installed_version(module: str, pip_name: str) -> str | None:
     return getattr(sys.modules[module], "__version__", "?")
 
 
-def import_tensorflow_quietly() -> None:
-    """Import TensorFlow with the process's stderr muted for the moment.
+@contextlib.contextmanager
+def native_stderr_muted() -> Iterator[None]:
+    """Mute what C++ code writes to the process's stderr (file descriptor 2) for the moment.
 
-    TF 2.21 prints its oneDNN/CUDA notices (and a cuInit error on a machine without a GPU)
-    before its logging reads ``TF_CPP_MIN_LOG_LEVEL``, and Jupyter shows them as cell output.
-    Python errors still surface: only the C-level file descriptor 2 is redirected.
+    Python errors still surface as exceptions: only the C-level stream is redirected.
     """
     sys.stderr.flush()
     saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 2)
     try:
-        import tensorflow as tf
-
-        tf.zeros(1)  # the first op probes the devices: that is when the cuInit line comes
+        yield
     finally:
         os.dup2(saved, 2)
         os.close(saved)
         os.close(devnull)
+
+
+def import_tensorflow_quietly() -> None:
+    """Import TensorFlow with the process's native stderr muted for the moment.
+
+    TF 2.21 prints its oneDNN/CUDA notices (and a cuInit error on a machine without a GPU)
+    before its logging reads ``TF_CPP_MIN_LOG_LEVEL``, and Jupyter shows them as cell output.
+    """
+    with native_stderr_muted():
+        import tensorflow as tf
+
+        tf.zeros(1)  # the first op probes the devices: that is when the cuInit line comes
 
 
 def prepare(check_tensorflow: bool = True) -> None:
