@@ -31,13 +31,14 @@ def run_script(mode: str, env: dict[str, str] | None = None, background: bool = 
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def test_mirrored_over_two_logical_cpus_learns_and_keeps_replicas_identical():
+def test_train_crnn_mirrored_over_two_logical_cpus_learns_and_keeps_replicas_identical():
     report = run_script("mirrored")
     assert report["strategy"] == "MirroredStrategy" and report["replicas"] == 2
     assert report["global_batch"] == 2 * 6  # the per-replica batch times the replicas
     assert report["copies_per_variable"] == [2]  # every variable lives on both devices
+    assert report["epochs_logged"] == 4 and report["best_model_saved"]  # chapter 04's train_crnn, callbacks and all
     losses = report["losses"]
-    assert losses[-1] < 0.5 * losses[0], losses
+    assert losses[-1] < 0.6 * losses[0] and losses[-1] < losses[1], losses  # epoch means: it keeps falling
     # Same gradients (all-reduced) and synchronized batch norm: the two copies stay equal to the last bit.
     assert report["largest_replica_difference"] == 0.0
 

@@ -184,7 +184,9 @@ def minutes(budget: float | None) -> float | None:
 # Keras dtype policy: "auto" = mixed_float16 on a GPU, mixed_bfloat16 on a TPU (and on a CPU with native
 # bfloat16 when MIXED_PRECISION_CPU), else float32; or a policy name to force one.
 MIXED_PRECISION = "auto"
-MIXED_PRECISION_CPU = False  # see the README's speed table: measured on an AVX-512 BF16 CPU
+# Off: on an AVX-512 BF16 CPU bfloat16 made the model's step 1.4-1.7x faster but chapter 04's whole loop only
+# 10% (augmentation and validation share the cores), at the same accuracy; most CPUs have no native bfloat16.
+MIXED_PRECISION_CPU = False
 # XLA: "auto" = off on a CPU (measured slower), Keras' choice on a GPU or TPU; True or False to force it.
 JIT_COMPILE = "auto"
 

@@ -77,6 +77,18 @@ class Reading:
         return word_error_rate(self.references, self.predictions)
 
 
+def predict_logits(model: keras.Model, images) -> np.ndarray:
+    """The model's logits for one batch of images, also when it was built under a multi-replica strategy.
+
+    There Keras 3.15's ``predict_on_batch`` gives every replica the whole batch and returns all their
+    outputs (36 rows for 18 images on 2 replicas, seen in tests/test_devices.py); ``predict`` splits the
+    batch between the replicas as it should.
+    """
+    if model.distribute_strategy.num_replicas_in_sync == 1:
+        return model.predict_on_batch(images)
+    return model.predict(images, batch_size=len(images), verbose=0)
+
+
 def read_dataset(
     model: keras.Model,
     dataset: tf.data.Dataset,
@@ -87,7 +99,7 @@ def read_dataset(
     """Run the model over a dataset of (images, labels) and decode; the true texts come from the labels."""
     references, predictions, images = [], [], []
     for batch_images, labels in dataset:
-        logits = model.predict_on_batch(batch_images)
+        logits = predict_logits(model, batch_images)
         predictions += decode(logits, vocabulary, beam_width)
         references += [vocabulary.decode(row) for row in np.asarray(labels)]
         if keep_images:
