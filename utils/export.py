@@ -40,7 +40,10 @@ def _free_target(path: Path, overwrite: bool) -> None:
     if path.exists():
         if not overwrite:
             raise FileExistsError(f"{config.display_path(path)} exists: pass overwrite=True to replace it")
-        shutil.rmtree(path) if path.is_dir() else path.unlink()
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
     path.parent.mkdir(parents=True, exist_ok=True)
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import keras
+import numpy as np
 from keras import layers
 
 from utils import config
@@ -125,3 +126,17 @@ def load_model(path: Path | str) -> keras.Model:
     if not path.is_file():
         raise FileNotFoundError(f"{config.display_path(path)}: no such model file (train one in chapter 04)")
     return keras.saving.load_model(path, compile=False, safe_mode=True)
+
+
+def predict_logits(model, images) -> np.ndarray:
+    """The model's logits for one batch of images, also when it was built under a multi-replica strategy.
+
+    Under such a strategy Keras 3.15's ``predict_on_batch`` gives every replica the whole batch and returns
+    all their outputs (36 rows for 18 images on 2 replicas, seen in tests/test_devices.py); ``predict``
+    splits the batch between the replicas as it should. ``model`` is a Keras model or anything with
+    ``predict_on_batch`` (``utils.export.TFLiteModel``).
+    """
+    strategy = getattr(model, "distribute_strategy", None)
+    if strategy is None or strategy.num_replicas_in_sync == 1:
+        return model.predict_on_batch(images)
+    return model.predict(images, batch_size=len(images), verbose=0)

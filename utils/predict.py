@@ -30,7 +30,7 @@ from utils import config  # noqa: E402
 from utils.decoding import Lexicon, decode  # noqa: E402
 from utils.encoding import Vocabulary  # noqa: E402
 from utils.export import TFLiteModel  # noqa: E402
-from utils.model import load_model  # noqa: E402
+from utils.model import load_model, predict_logits  # noqa: E402
 from utils.preprocess import load_image, preprocess_image, to_gray  # noqa: E402
 
 VOCABULARY_BESIDE_MODEL = "vocabulary.txt"
@@ -129,7 +129,7 @@ def predict_images(
             results.append(Prediction(source, None, str(error)))
     for start in range(0, len(ready), batch_size):
         chunk = ready[start : start + batch_size]
-        logits = model.predict_on_batch(tf.stack([image for _, image in chunk]))
+        logits = predict_logits(model, tf.stack([image for _, image in chunk]))
         texts = decode(logits, vocabulary, beam_width)
         if lexicon is not None:
             texts = lexicon.correct_all(texts)

@@ -25,6 +25,7 @@ from utils import config
 from utils.decoding import decode
 from utils.devices import check_keras_can_fit
 from utils.encoding import Vocabulary
+from utils.model import predict_logits
 from utils.metrics import character_error_rate, word_error_rate
 
 
@@ -75,18 +76,6 @@ class Reading:
     @property
     def wer(self) -> float:
         return word_error_rate(self.references, self.predictions)
-
-
-def predict_logits(model: keras.Model, images) -> np.ndarray:
-    """The model's logits for one batch of images, also when it was built under a multi-replica strategy.
-
-    There Keras 3.15's ``predict_on_batch`` gives every replica the whole batch and returns all their
-    outputs (36 rows for 18 images on 2 replicas, seen in tests/test_devices.py); ``predict`` splits the
-    batch between the replicas as it should.
-    """
-    if model.distribute_strategy.num_replicas_in_sync == 1:
-        return model.predict_on_batch(images)
-    return model.predict(images, batch_size=len(images), verbose=0)
 
 
 def read_dataset(
