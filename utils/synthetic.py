@@ -16,6 +16,7 @@ Command line::
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import shutil
@@ -25,22 +26,29 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import cv2
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import ImageFont, features
 
 from utils import config
 from utils.iam import SYNTHETIC_MARKER, IamLayout, find_dataset, image_path
 
-GENERATOR_VERSION = 1  # bump when the output for a given seed changes
+GENERATOR_VERSION = 2  # bump when the output for a given seed changes
 WORDS_PER_LINE = (3, 9)
 LINES_PER_FORM = (6, 11)
 PUNCTUATION_TOKENS = {",": 0.42, ".": 0.38, "-": 0.03, "'": 0.03, '"': 0.05, "!": 0.02, "?": 0.02,
                       ";": 0.015, ":": 0.015, "(": 0.01, ")": 0.01, "&": 0.005, "#": 0.005}  # fmt: skip
-# How often a token is punctuation, a number, all capitals or capitalised (close to IAM's mix).
-TOKEN_MIX = {"punctuation": 0.10, "number": 0.015, "upper": 0.015, "capitalised": 0.12}
+# How often a token is punctuation, a number, all capitals or capitalised (close to IAM's mix), or a
+# long word: what people write on their own notes and forms (names, places, compounds) is longer than
+# IAM's running text, whose words average 4 letters.
+TOKEN_MIX = {"punctuation": 0.10, "number": 0.015, "upper": 0.015, "capitalised": 0.12, "long": 0.12}
+# Long words come from these languages (wordfreq, offline), with umlauts written without dots as
+# IAM's alphabet has none; half of them capitalised, as names and German nouns are.
+LONG_WORD_LANGUAGES = ("en", "de")
+LONG_WORD_LENGTH = (7, 16)
+UMLAUTS = str.maketrans({"ä": "a", "ö": "o", "ü": "u", "Ä": "A", "Ö": "O", "Ü": "U", "ß": "ss"})
 # Frequent web words a class should not be handed as handwriting samples.
 BLOCKED_WORDS = frozenset("fuck fucking fucked shit bullshit sex sexy sexual porn bitch ass asshole dick cock pussy "
                           "naked crap rape piss pissed wtf lmao damn".split())  # fmt: skip
@@ -55,8 +63,20 @@ def font_paths() -> list[Path]:
 
 
 @lru_cache(maxsize=None)
+def _layout_engine() -> ImageFont.Layout:
+    """Raqm (HarfBuzz) applies a font's contextual forms, which join cursive letters; Pillow without it cannot."""
+    return ImageFont.Layout.RAQM if features.check("raqm") else ImageFont.Layout.BASIC
+
+
+def _fonts_digest() -> str:
+    """A short hash of the bundled fonts' names and held-out lists: a cached mini-IAM made with other fonts is not reused."""
+    names = [path.name for path in font_paths()] + list(config.SYNTHETIC_VALIDATION_FONTS) + list(config.SYNTHETIC_TEST_FONTS)
+    return hashlib.sha256("\n".join(names).encode("utf-8")).hexdigest()[:12]
+
+
+@lru_cache(maxsize=None)
 def _font(path: str, size: int) -> ImageFont.FreeTypeFont:
-    return ImageFont.truetype(path, size)
+    return ImageFont.truetype(path, size, layout_engine=_layout_engine())
 
 
 @lru_cache(maxsize=None)
@@ -128,6 +148,20 @@ def _vocabulary() -> tuple[list[str], np.ndarray]:
     return words, weights / weights.sum()
 
 
+@lru_cache(maxsize=1)
+def _long_words() -> list[str]:
+    """Less frequent, longer words of ``LONG_WORD_LANGUAGES`` that IAM's charset can spell."""
+    from wordfreq import top_n_list
+
+    words = set()
+    for language in LONG_WORD_LANGUAGES:
+        for word in top_n_list(language, 30000):
+            word = word.translate(UMLAUTS)
+            if LONG_WORD_LENGTH[0] <= len(word) <= LONG_WORD_LENGTH[1] and word.isascii() and word.isalpha():
+                words.add(word)
+    return sorted(words - BLOCKED_WORDS)
+
+
 def sample_texts(count: int, seed: int) -> list[str]:
     """``count`` IAM-like tokens: frequent words, some capitalised, punctuation and numbers."""
     rng = np.random.default_rng([seed, 1])
@@ -156,6 +190,10 @@ def sample_texts(count: int, seed: int) -> list[str]:
             word = word.upper()
         elif kind == "capitalised":
             word = word[:1].upper() + word[1:]
+        elif kind == "long":
+            long_words = _long_words()
+            word = long_words[rng.integers(len(long_words))]
+            word = word[:1].upper() + word[1:] if rng.random() < 0.5 else word
         texts.append(word)
     return texts
 
@@ -170,65 +208,186 @@ def tag_for(text: str) -> str:
 
 
 # --- Rendering --------------------------------------------------------------------
-def render_word(text: str, style: WriterStyle, rng: np.random.Generator, err: bool = False) -> np.ndarray:
-    """A gray uint8 image of ``text`` in ``style``, with the variation of a real hand.
+def _smooth_curve(rng: np.random.Generator, length: int, period: tuple[float, float]) -> np.ndarray:
+    """A smooth random curve in [-1, 1] along ``length`` pixels: two sines of random period and phase."""
+    xs = np.arange(length, dtype=np.float32)
+    curve = np.zeros(length, np.float32)
+    for weight in (0.7, 0.3):
+        curve += weight * np.sin(2 * np.pi * xs / rng.uniform(*period) + rng.uniform(0, 2 * np.pi))
+    return curve
 
-    Size, slant, stroke width, baseline wobble, ink and paper tone, noise and blur vary
-    per word around the writer's habits. ``err`` mimics a bad segmentation: a cut word.
+
+def _draw_ink(text: str, style: WriterStyle, rng: np.random.Generator, realism: Mapping[str, float],
+              size: int | None = None) -> tuple[np.ndarray, int]:
+    """The word's ink coverage (uint8, 255 = ink) on a roomy canvas, and the baseline's row.
+
+    The writer's slant, baseline wobble and pen, varied per word; with ``realism``, the pen's
+    pressure (stroke width and darkness) changes along the word and the baseline drifts.
     """
     font_path = str(config.FONTS_DIR / style.font)
-    size = int(round(100 * style.x_height * rng.uniform(0.88, 1.12) / _x_height(font_path)))
+    if size is None:
+        size = int(round(100 * style.x_height * rng.uniform(0.88, 1.12) / _x_height(font_path)))
     font = _font(font_path, max(size, 8))
-    left, top, right, bottom = font.getbbox(text)
-    pad = 12 + size // 3
-    width, height = right - left + 2 * pad, bottom - top + 2 * pad
-    canvas = Image.new("L", (width, height), 0)
-    ImageDraw.Draw(canvas).text((pad - left, pad - top), text, font=font, fill=255)
-    ink = np.asarray(canvas, dtype=np.uint8)
-
-    # Slant: shear about the vertical centre; the canvas grows to keep the word.
+    mask, (left, top) = font.getmask2(text, mode="L", anchor="ls")  # one layout: the glyphs and where the baseline is
+    glyphs = np.frombuffer(bytes(mask), np.uint8).reshape(mask.size[1], mask.size[0])
+    pad = 6 + size // 6  # room for the wobble, the drift and a thicker pen
+    drift_room = glyphs.shape[1] // 20
+    height = glyphs.shape[0] + 2 * pad + 2 * drift_room
     shear = style.slant + rng.normal(0, 0.05)
-    extra = int(abs(shear) * height) + 2
-    matrix = np.float32([[1, -shear, extra / 2 + shear * height / 2], [0, 1, 0]])
-    ink = cv2.warpAffine(ink, matrix, (width + extra, height), flags=cv2.INTER_LINEAR, borderValue=0)
+    extra = int(abs(shear) * height) + 2  # the slanted word is wider
+    width = glyphs.shape[1] + 2 * pad + extra
+    canvas = np.zeros((height, glyphs.shape[1] + 2 * pad), np.uint8)
+    canvas[pad + drift_room : pad + drift_room + glyphs.shape[0], pad : pad + glyphs.shape[1]] = glyphs
+    baseline = pad + drift_room - top
 
-    # Baseline wobble and a little elastic drift: a smooth vertical displacement along x.
-    h, w = ink.shape
-    xs = np.arange(w, dtype=np.float32)
+    # Slant (a shear about the vertical centre), baseline wobble and drift, in one resampling:
+    # output (y, x) comes from source row y + dy(x), shifted sideways by the shear at that row.
+    xs = np.arange(width, dtype=np.float32)
     phase, period = rng.uniform(0, 2 * np.pi), rng.uniform(40, 120)
     dy = style.wobble * rng.uniform(0.5, 1.5) * np.sin(2 * np.pi * xs / period + phase)
-    map_x, map_y = np.meshgrid(xs, np.arange(h, dtype=np.float32))
-    ink = cv2.remap(ink, map_x, map_y + dy[None, :].astype(np.float32), cv2.INTER_LINEAR, borderValue=0)
+    if rng.random() < realism.get("drift", 0.0):  # the line climbs or falls across the word
+        dy = dy + np.tan(np.radians(rng.normal(0, 2.5))) * (xs - width / 2)
+    map_y = np.arange(height, dtype=np.float32)[:, None] + dy[None, :].astype(np.float32)
+    map_x = xs[None, :] + shear * (map_y - height / 2) - extra / 2
+    ink = cv2.remap(canvas, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    h, w = ink.shape
 
     # Stroke width: the pen of the writer, sometimes thinner or thicker for one word.
-    stroke = style.stroke + int(rng.choice([-1, 0, 0, 0, 1]))
+    stroke = style.stroke + (-1, 0, 0, 0, 1)[rng.integers(5)]
     kernel = np.ones((2, 2), np.uint8)
     if stroke > 0:
         ink = cv2.dilate(ink, kernel, iterations=min(stroke, 2))
     elif stroke < 0 and size > 30:
         ink = cv2.erode(ink, kernel, iterations=1)
+    if rng.random() < realism.get("pressure", 0.0):
+        # Pressure changes along the word: wider and darker strokes where the pen presses, thin and faint where it lifts.
+        press = _smooth_curve(rng, w, (30, 160))[None, :]
+        wider = cv2.dilate(ink, kernel).astype(np.float32)
+        thinner = cv2.erode(ink, kernel).astype(np.float32) if size > 24 else ink.astype(np.float32)
+        ink_f = ink.astype(np.float32)
+        ink_f = np.where(press > 0, ink_f + press * (wider - ink_f), ink_f - press * (thinner - ink_f))
+        ink = np.clip(ink_f * (0.85 + 0.15 * press), 0, 255).astype(np.uint8)  # never fainter than 70%
+    return ink, int(round(baseline - dy[w // 2]))
 
-    # Crop to the ink with a small margin, as IAM's word boxes are.
-    ys, xs_ = np.nonzero(ink > 40)
-    if len(xs_):
+
+def _ink_box(ink: np.ndarray) -> tuple[int, int, int, int] | None:
+    """(y0, y1, x0, x1) of the ink, or None for a blank canvas."""
+    inked = ink > 40
+    rows, columns = np.flatnonzero(inked.any(axis=1)), np.flatnonzero(inked.any(axis=0))
+    if not len(rows):
+        return None
+    return int(rows[0]), int(rows[-1]) + 1, int(columns[0]), int(columns[-1]) + 1
+
+
+def _loose_crop(ink: np.ndarray, box: tuple[int, int, int, int], text_height: int, rng: np.random.Generator) -> tuple[np.ndarray, int]:
+    """A generous crop around the word, with the neighbouring lines' descenders and ascenders cut in at its edges.
+
+    Returns the new ink canvas and how far the word's top moved down in it.
+    """
+    y0, y1, x0, x1 = box
+    word = ink[y0:y1, x0:x1]
+    top, bottom = (int(rng.uniform(0.2, 0.9) * text_height) for _ in range(2))
+    side_l, side_r = (int(rng.uniform(0.1, 0.6) * text_height) for _ in range(2))
+    canvas = np.zeros((word.shape[0] + top + bottom, word.shape[1] + side_l + side_r), np.uint8)
+    canvas[top : top + word.shape[0], side_l : side_l + word.shape[1]] = word
+    line_gap = int(text_height * rng.uniform(1.6, 2.4))  # from baseline to baseline of the next line
+    for direction in (-1, 1):
+        if rng.random() < 0.6:
+            # The writer's other lines look like this one: a shifted copy of the word's ink stands in for them.
+            py = top + direction * line_gap
+            px = int(rng.uniform(-0.6, 0.6) * word.shape[1]) + side_l
+            ys = slice(max(py, 0), min(py + word.shape[0], canvas.shape[0]))
+            xs = slice(max(px, 0), min(px + word.shape[1], canvas.shape[1]))
+            if ys.start < ys.stop and xs.start < xs.stop:
+                part = word[ys.start - py : ys.stop - py, xs.start - px : xs.stop - px]
+                canvas[ys, xs] = np.maximum(canvas[ys, xs], part)
+    return canvas, top
+
+
+def _paper(shape: tuple[int, int], baseline: int, text_height: int, rng: np.random.Generator,
+           realism: Mapping[str, float]) -> tuple[np.ndarray | float, np.ndarray | None]:
+    """The paper under the word: its tone, and with ``realism`` texture, ruled or squared lines and uneven light.
+
+    Returns the paper (a gray level, or an image where it varies) and the light (None, or a factor
+    image that multiplies ink and paper alike).
+    """
+    h, w = shape
+    paper: np.ndarray | float = float(rng.uniform(215, 255))
+    if rng.random() < realism.get("texture", 0.0):  # fibres and uneven tone of real paper
+        paper = paper + cv2.resize(rng.normal(0, 4, (max(h // 8, 2), max(w // 8, 2))).astype(np.float32), (w, h))
+    kind = rng.random()
+    ruled, squared = realism.get("ruled", 0.0), realism.get("squared", 0.0)
+    if kind < ruled + squared:
+        lines = np.zeros(shape, np.float32)
+        tone = rng.uniform(0.25, 0.6)  # how dark the printed lines are against the ink
+        thickness = int(rng.choice([1, 1, 2]))
+        spacing = text_height * (rng.uniform(1.6, 2.4) if kind < ruled else rng.uniform(0.6, 1.0))
+        first = baseline + int(rng.uniform(-1, 4))
+        for y in np.arange(first - spacing * int(first / spacing + 1), h + spacing, spacing):
+            cv2.line(lines, (0, int(y)), (w, int(y + rng.normal(0, 1.0))), tone, thickness)
+        if kind >= ruled:  # squared paper: vertical lines too
+            for x in np.arange(rng.uniform(0, spacing), w, spacing):
+                cv2.line(lines, (int(x), 0), (int(x), h), tone, thickness)
+        paper = paper * (1 - lines)
+    light = None
+    if rng.random() < realism.get("shadow", 0.0):  # a phone's shadow or a lamp: light falls off across the word
+        angle = rng.uniform(0, 2 * np.pi)
+        ramp = (np.cos(angle) * np.arange(w, dtype=np.float32)[None, :] / max(w, 1)
+                + np.sin(angle) * np.arange(h, dtype=np.float32)[:, None] / max(h, 1))
+        ramp = (ramp - ramp.min()) / max(float(np.ptp(ramp)), 1e-6)
+        light = 1.0 - rng.uniform(0.15, 0.45) * ramp
+        if rng.random() < 0.4:  # a hard shadow edge
+            light = np.where(ramp > rng.uniform(0.2, 0.8), light * rng.uniform(0.7, 0.9), light)
+    return paper, light
+
+
+def render_word(text: str, style: WriterStyle, rng: np.random.Generator, err: bool = False,
+                realism: Mapping[str, float] | None = None) -> np.ndarray:
+    """A gray uint8 image of ``text`` in ``style``, with the variation of a real hand.
+
+    Size, slant, stroke width, baseline wobble, ink and paper tone, noise and blur vary
+    per word around the writer's habits. ``err`` mimics a bad segmentation: a cut word.
+    ``realism`` maps each switch of ``config.SYNTHETIC_REALISM`` (its default) to the share of
+    words that get it: pressure, drift, texture, ruled, squared, shadow, loose_crop, jpeg, threshold.
+    """
+    realism = config.SYNTHETIC_REALISM if realism is None else realism
+    ink, baseline = _draw_ink(text, style, rng, realism)
+    text_height = int(style.x_height * 2.2)  # ascender to descender, roughly
+    box = _ink_box(ink)
+    if box is None:
+        top = 0
+    elif rng.random() < realism.get("loose_crop", 0.0) and not err:
+        ink, top = _loose_crop(ink, box, text_height, rng)
+        baseline -= box[0] - top
+    else:  # crop to the ink with a small margin, as IAM's word boxes are
+        h, w = ink.shape
         margin = int(rng.integers(2, 8))
-        y0, y1 = max(ys.min() - margin, 0), min(ys.max() + margin + 1, h)
-        x0, x1 = max(xs_.min() - margin, 0), min(xs_.max() + margin + 1, w)
+        y0, y1 = max(box[0] - margin, 0), min(box[1] + margin, h)
+        x0, x1 = max(box[2] - margin, 0), min(box[3] + margin, w)
         if err:  # a bad segmentation: a slice of the word is lost
             cut = int((x1 - x0) * rng.uniform(0.15, 0.35))
             x0, x1 = (x0 + cut, x1) if rng.random() < 0.5 else (x0, x1 - cut)
         ink = ink[y0:y1, x0:x1]
+        baseline -= y0
 
-    # Paper and ink tones, scanner noise and blur.
+    # Paper and ink tones, light, scanner noise and blur.
     alpha = ink.astype(np.float32) / 255.0
-    paper = rng.uniform(215, 255)
+    paper, light = _paper(ink.shape, baseline, text_height, rng, realism)
     ink_tone = np.clip(style.ink + rng.normal(0, 12), 0, 140)
-    image = paper * (1 - alpha) + ink_tone * alpha
-    image += rng.normal(0, rng.uniform(0, 6), image.shape)
+    image = paper + (ink_tone - paper) * alpha
+    if light is not None:
+        image *= light
+    image += rng.uniform(0, 6) * rng.standard_normal(image.shape, dtype=np.float32)
     sigma = rng.uniform(0, 0.9)
     if sigma > 0.3:
         image = cv2.GaussianBlur(image, (0, 0), sigma)
-    return np.clip(image, 0, 255).astype(np.uint8)
+    image = np.clip(image, 0, 255).astype(np.uint8)
+    if rng.random() < realism.get("threshold", 0.0):  # IAM's look: scanned, then paper set to white above a gray level
+        image = np.where(image > otsu_level(image) + rng.uniform(-10, 15), 255, image).astype(np.uint8)
+    if rng.random() < realism.get("jpeg", 0.0):  # a phone's or a messenger's compression
+        ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(25, 85))])
+        image = cv2.imdecode(encoded, cv2.IMREAD_GRAYSCALE)
+    return image
 
 
 def otsu_level(image: np.ndarray) -> int:
@@ -325,7 +484,8 @@ def generate_mini_iam(
     non-empty folder is left untouched and raises FileExistsError.
     """
     out_dir = Path(out_dir)
-    params = {"version": GENERATOR_VERSION, "words": words, "seed": seed, "writers": writers, "err_fraction": err_fraction}
+    params = {"version": GENERATOR_VERSION, "words": words, "seed": seed, "writers": writers, "err_fraction": err_fraction,
+              "fonts": _fonts_digest(), "realism": dict(config.SYNTHETIC_REALISM)}  # fmt: skip
     marker = out_dir / SYNTHETIC_MARKER
     if marker.is_file():
         if json.loads(marker.read_text(encoding="utf-8")).get("params") == params:
