@@ -107,7 +107,7 @@ def _cache_prefix(words: pd.DataFrame, vocabulary: Vocabulary, name: str, contra
     key = json.dumps(
         [list(words["path"]), list(words["gray_level"]), list(words["text"]), vocabulary.characters,
          contrast, position, config.IMAGE_HEIGHT, config.IMAGE_WIDTH, config.LABEL_WIDTH,
-         config.PAPER_PERCENTILE, config.INK_PERCENTILE, config.MAX_UPSCALE],
+         config.PAPER_PERCENTILE, config.INK_PERCENTILE, config.MAX_UPSCALE, config.INK_CROP, config.INK_CROP_MARGIN],
     )
     digest = hashlib.sha256(key.encode("utf-8") + Path(preprocess.__file__).read_bytes()).hexdigest()[:16]
     return config.artifacts_dir() / "cache" / f"{name}-{digest}"
