@@ -5,25 +5,35 @@
 Each word is drawn by one of the mini-IAM's *test* fonts (writers the training split never
 sees), then saved in a format of its own: 8- and 16-bit gray PNG, gray and colour JPEG, RGB and
 RGBA PNG, enlarged and small, on white, tinted or ruled paper, one like a phone photo.
-``labels.csv`` (file, text) holds the truth. The same seed gives the same files.
+After them come real handwritten words copied unchanged from ``dhsd/`` (DHSD, CC BY 4.0), by
+its *test* writers only (see :func:`real_words`). ``labels.csv`` (file, text, font; ``font`` is
+``dhsd-writerN`` for a real word) holds the truth. The same seed gives the same files.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import re
+import shutil
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import cv2
 import numpy as np
+import pandas as pd
 from PIL import Image
 
 from utils import config
+from utils.dhsd import dhsd_split, load_dhsd
+from utils.encoding import ctc_feasible
 from utils.synthetic import make_writers, render_word
 
 LABELS_FILE = "labels.csv"
+REAL_WORDS = 20  # real handwritten words from dhsd/'s test writers, after the rendered ones
+REAL_MAX_LENGTH = 12  # characters: a real word's text is at most this long (and fits 31 CTC steps)
+REAL_FONT_PREFIX = "dhsd-writer"  # the font column of a real word: dhsd-writer27
 # Chosen before any model read them: everyday words of several lengths, capitals, a digit
 # group, an apostrophe, one in capitals, as a learner's own notes would have.
 WORDS = (
@@ -103,8 +113,50 @@ FORMATS: tuple[Callable, ...] = (
 )  # fmt: skip
 
 
-def make_test_data(folder: Path | str = config.TEST_DATA_DIR, seed: int = 42) -> Path:
-    """Write the images and ``labels.csv`` into ``folder``; return the labels file. Replaces earlier images."""
+def real_words(count: int = REAL_WORDS, seed: int = 42, dhsd_folder: Path | str | None = None) -> pd.DataFrame:
+    """The DHSD words that ``test_data/`` copies, as a DataFrame in file order: chosen by a seeded rule, not by eye.
+
+    Only words of the DHSD *test* writers whose text has at most ``REAL_MAX_LENGTH`` characters of IAM's
+    set (no space) and fits ``config.TIME_STEPS`` CTC steps. Each test writer's words, by file number,
+    are shuffled with ``numpy.random.default_rng([seed, 23, writer])``; then the writers, by id, take
+    turns giving their next word until ``count`` are chosen.
+    """
+    test = dhsd_split(load_dhsd(dhsd_folder), "test")
+    charset = set(config.IAM_CHARSET)
+    eligible = test[test["text"].map(lambda t: len(t) <= REAL_MAX_LENGTH and set(t) <= charset and ctc_feasible(t))]
+    queues = []
+    for writer in sorted(eligible["writer"].unique(), key=int):
+        words = eligible[eligible["writer"] == writer]
+        words = words.iloc[np.argsort([int(w.split("_")[-1]) for w in words["word_id"]], kind="stable")]  # 27_2 before 27_10
+        order = np.random.default_rng([seed, 23, int(writer)]).permutation(len(words))
+        queues.append([words.iloc[i] for i in order])
+    chosen = []
+    while len(chosen) < count and any(queues):
+        for queue in queues:
+            if queue and len(chosen) < count:
+                chosen.append(queue.pop(0))
+    if len(chosen) < count:
+        raise ValueError(f"the DHSD test writers have only {len(chosen)} words that fit; {count} were asked for")
+    return pd.DataFrame(chosen).reset_index(drop=True)
+
+
+def copy_real_words(folder: Path | str, first_number: int, count: int = REAL_WORDS, seed: int = 42,
+                    dhsd_folder: Path | str | None = None) -> list[tuple[str, str, str]]:  # fmt: skip
+    """Copy the :func:`real_words` images unchanged into ``folder``, numbered from ``first_number``; return their rows."""
+    rows = []
+    for number, word in enumerate(real_words(count, seed, dhsd_folder).itertuples(), start=first_number):
+        source = Path(word.path)
+        name = f"{number:02d}_dhsd_w{word.writer}_{re.sub(r'[^A-Za-z0-9-]', '', word.text)}{source.suffix}"
+        shutil.copyfile(source, Path(folder) / name)
+        rows.append((name, word.text, f"{REAL_FONT_PREFIX}{word.writer}"))
+    return rows
+
+
+def make_test_data(folder: Path | str = config.TEST_DATA_DIR, seed: int = 42, real: int = REAL_WORDS) -> Path:
+    """Write the images and ``labels.csv`` into ``folder``, then ``real`` DHSD words; return the labels file.
+
+    Replaces earlier images.
+    """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     writers = [style for style in make_writers(seed) if style.split == "test"]
@@ -115,7 +167,7 @@ def make_test_data(folder: Path | str = config.TEST_DATA_DIR, seed: int = 42) ->
         rng = np.random.default_rng([seed, 11, index])
         writer = writers[index % len(writers)]
         save = FORMATS[index % len(FORMATS)]
-        array, extension = save(render_word(text, writer, rng), rng)
+        array, extension = save(render_word(text, writer, rng, realism={}), rng)  # each format brings its own realism
         name = f"{index + 1:02d}_{save.__name__.strip('_')}.{extension}"
         image = Image.fromarray(array)
         if extension == "jpg":
@@ -123,6 +175,8 @@ def make_test_data(folder: Path | str = config.TEST_DATA_DIR, seed: int = 42) ->
         else:
             image.save(folder / name)
         rows.append((name, text, writer.font))
+    if real:
+        rows += copy_real_words(folder, len(rows) + 1, real, seed)
     labels = folder / LABELS_FILE
     with labels.open("w", encoding="utf-8", newline="") as file:
         out = csv.writer(file)
@@ -131,13 +185,23 @@ def make_test_data(folder: Path | str = config.TEST_DATA_DIR, seed: int = 42) ->
     return labels
 
 
-def read_labels(folder: Path | str = config.TEST_DATA_DIR) -> list[tuple[Path, str]]:
-    """(image path, true text) of every row of ``labels.csv``; a row naming a missing file raises, with its line."""
+def is_real(font: str) -> bool:
+    """True when a ``font`` value of labels.csv names a real DHSD writer, not a rendered font."""
+    return font.startswith(REAL_FONT_PREFIX)
+
+
+def read_labels(folder: Path | str = config.TEST_DATA_DIR, real: bool | None = None) -> list[tuple[Path, str]]:
+    """(image path, true text) of the rows of ``labels.csv``; a row naming a missing file raises, with its line.
+
+    ``real``: None keeps every row, True only the real handwritten words (DHSD), False only the rendered ones.
+    """
     folder = Path(folder)
     labels = folder / LABELS_FILE
     pairs = []
     with labels.open(encoding="utf-8", newline="") as file:
         for line, row in enumerate(csv.DictReader(file), start=2):
+            if real is not None and is_real(row.get("font") or "") != real:
+                continue
             path = folder / row["file"]
             if not path.is_file():
                 raise FileNotFoundError(f"{labels}, line {line}: {row['file']} does not exist")
@@ -149,9 +213,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m utils.testdata", description=__doc__.split("\n")[0])
     parser.add_argument("folder", nargs="?", type=Path, default=config.TEST_DATA_DIR)
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--real", type=int, default=REAL_WORDS, help="real DHSD words to copy (default %(default)s)")
     args = parser.parse_args(argv)
-    labels = make_test_data(args.folder, args.seed)
-    print(f"{len(WORDS)} images and {labels.name} written to {args.folder}")
+    labels = make_test_data(args.folder, args.seed, args.real)
+    print(f"{len(WORDS)} rendered and {args.real} real images and {labels.name} written to {args.folder}")
     return 0
 
 
