@@ -148,3 +148,34 @@ def test_iam_size_option_asks_for_iam_s_words_writers_and_err_share(monkeypatch,
     assert synthetic.main([str(tmp_path / "iam"), "--iam-size"]) == 2
     _, words, _, writers, err_fraction = calls[0]
     assert (words, writers) == (115_320, 657) and err_fraction == pytest.approx(18_864 / 115_320)
+
+
+def test_each_realism_switch_changes_the_word_and_none_of_them_is_plain():
+    style = next(s for s in synthetic.make_writers(seed=0) if s.split == "train")
+    plain = synthetic.render_word("Handwriting", style, np.random.default_rng(3), realism={})
+    assert set(config.SYNTHETIC_REALISM) == {"pressure", "drift", "texture", "ruled", "squared", "shadow", "loose_crop",
+                                             "threshold", "jpeg"}  # fmt: skip
+    for switch in config.SYNTHETIC_REALISM:
+        image = synthetic.render_word("Handwriting", style, np.random.default_rng(3), realism={switch: 1.0})
+        assert image.dtype == np.uint8 and np.median(image) > 150 and image.min() < 120, switch  # still ink on paper
+        assert image.shape != plain.shape or np.abs(image.astype(int) - plain).mean() > 0.5, switch
+    loose = synthetic.render_word("Handwriting", style, np.random.default_rng(3), realism={"loose_crop": 1.0})
+    assert loose.shape[0] > plain.shape[0] and loose.shape[1] > plain.shape[1]  # margins around the word
+    thresholded = synthetic.render_word("Handwriting", style, np.random.default_rng(3), realism={"threshold": 1.0})
+    assert np.mean(thresholded == 255) > 0.5  # IAM's look: the paper is white
+
+
+def test_long_words_are_longer_spellable_and_without_umlauts():
+    long_words = synthetic._long_words()
+    assert len(long_words) > 10_000
+    assert all(synthetic.LONG_WORD_LENGTH[0] <= len(w) <= synthetic.LONG_WORD_LENGTH[1] for w in long_words)
+    assert not set("".join(long_words)) - set(config.IAM_CHARSET)
+    texts = synthetic.sample_texts(5000, seed=1)
+    assert 0.06 < sum(len(t) >= 7 for t in texts) / len(texts) < 0.35
+    assert "Mühlbäch".translate(synthetic.UMLAUTS) == "Muhlbach" and "Straße".translate(synthetic.UMLAUTS) == "Strasse"
+
+
+def test_a_cached_mini_iam_made_with_other_fonts_is_not_reused(mini, monkeypatch):
+    monkeypatch.setattr(config, "SYNTHETIC_TEST_FONTS", ("kalam",))
+    with pytest.raises(FileExistsError, match="other parameters"):
+        synthetic.generate_mini_iam(mini, words=300, seed=5)

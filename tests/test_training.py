@@ -19,6 +19,7 @@ from utils.training import (
     TimeBudget,
     budget_learning_rate,
     compile_crnn,
+    fine_tune,
     read_dataset,
     train_crnn,
 )
@@ -190,3 +191,32 @@ def test_cosine_schedule_needs_its_length_and_unknown_schedules_are_refused(batc
         compile_crnn(build_crnn("compact", len(vocabulary)), lr_schedule="step")
     model = compile_crnn(build_crnn("compact", len(vocabulary)), lr_schedule="cosine", decay_steps=100)
     assert isinstance(model.optimizer, keras.optimizers.AdamW)
+
+
+def test_a_resumed_time_budget_counts_the_time_already_spent(batch):
+    images, labels, vocabulary = batch
+    model = small_model(vocabulary)
+    budget = TimeBudget(minutes=1.0, spent_seconds=60.0)  # the earlier part of the run used the whole minute
+    history = model.fit(datasets(batch, size=4), epochs=3, callbacks=[budget], verbose=0, shuffle=False)
+    assert budget.stopped and len(history.history["loss"]) == 1  # stopped after its first batch
+    fresh = TimeBudget(minutes=1.0)
+    model.fit(datasets(batch, size=4), epochs=1, callbacks=[fresh], verbose=0, shuffle=False)
+    assert not fresh.stopped
+
+
+@pytest.mark.parametrize("freeze", [True, False])
+def test_fine_tune_trains_at_its_own_rate_and_freezes_the_convolutions_only_when_asked(batch, tmp_path, freeze):
+    images, labels, vocabulary = batch
+    model = small_model(vocabulary)
+    convolutional = [layer for layer in model.layers if isinstance(layer, (keras.layers.Conv2D, keras.layers.BatchNormalization))]
+    dense = model.layers[-1]
+    conv_before = [w.copy() for w in convolutional[0].get_weights()]
+    dense_before = [w.copy() for w in dense.get_weights()]
+    history = fine_tune(model, datasets(batch), datasets(batch), vocabulary, RunFolder(tmp_path / "tuned"), minutes=None,
+                        learning_rate=2e-4, freeze_convolutions=freeze, epochs=1, verbose=False)  # fmt: skip
+    assert len(history) == 1 and (tmp_path / "tuned" / "model.keras").is_file()
+    assert float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)) == pytest.approx(2e-4)
+    assert all(layer.trainable is not freeze for layer in convolutional) and dense.trainable
+    conv_changed = any(not np.array_equal(a, b) for a, b in zip(conv_before, convolutional[0].get_weights()))
+    assert conv_changed is not freeze
+    assert any(not np.array_equal(a, b) for a, b in zip(dense_before, dense.get_weights()))

@@ -1,8 +1,10 @@
 """Read words from your own images with a trained model.
 
-    python -m utils.predict IMAGE... --model artifacts/models/regularised/model.keras [--beam N] [--lexicon FILE]
+    python -m utils.predict IMAGE... [--model artifacts/models/regularised/model.keras] [--beam N] [--lexicon FILE]
 
-The model may also be a TensorFlow Lite file written by ``utils.export`` (``--model .../model.tflite``).
+Without ``--model`` it reads with the model the series ships, ``models/crnn.keras`` (trained on the
+synthetic mini-IAM, then fine-tuned on real handwriting: ``models/README.md``). The model may also be
+a TensorFlow Lite file written by ``utils.export`` (``--model .../model.tflite``).
 
 Prints ``path<TAB>text`` for each image, in order. Images go through exactly the preprocessing of
 training (``preprocess.load_image``), so any size, PNG or JPEG, gray or colour works. A file that
@@ -56,7 +58,8 @@ def load_reader(model_path: Path | str, vocabulary_path: Path | str | None = Non
     model_path = Path(model_path)
     vocabulary_path = Path(vocabulary_path) if vocabulary_path else model_path.parent / VOCABULARY_BESIDE_MODEL
     if not model_path.is_file():
-        raise FileNotFoundError(f"{config.display_path(model_path)}: no such model file (train one in chapter 04)")
+        hint = "python -m utils.pretrain trains it" if model_path == config.SHIPPED_MODEL else "train one in chapter 04"
+        raise FileNotFoundError(f"{config.display_path(model_path)}: no such model file ({hint})")
     if not vocabulary_path.is_file():
         raise FileNotFoundError(
             f"{config.display_path(vocabulary_path)}: no vocabulary for {config.display_path(model_path)} "
@@ -141,7 +144,8 @@ def predict_images(
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m utils.predict", description=__doc__.split("\n")[0])
     parser.add_argument("images", nargs="+", type=Path, help="image files (PNG, JPEG, BMP, GIF, WebP)")
-    parser.add_argument("--model", type=Path, required=True, help="a .keras model saved by training, or an exported .tflite")
+    parser.add_argument("--model", type=Path, default=config.SHIPPED_MODEL,
+                        help=f"a .keras model saved by training, or an exported .tflite (default: {config.display_path(config.SHIPPED_MODEL)})")
     parser.add_argument("--vocabulary", type=Path, default=None, help=f"default: {VOCABULARY_BESIDE_MODEL} beside the model")
     parser.add_argument("--beam", type=int, default=None, metavar="N", help="beam search of width N (default: greedy)")
     parser.add_argument("--lexicon", type=Path, default=None, help="a text file of known words, one per line")

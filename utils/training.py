@@ -23,10 +23,11 @@ import tensorflow as tf
 
 from utils import config
 from utils.decoding import decode
-from utils.devices import check_keras_can_fit
+from utils.devices import check_keras_can_fit, default_preset
 from utils.encoding import Vocabulary
-from utils.model import predict_logits
+from utils.model import build_crnn, predict_logits
 from utils.metrics import character_error_rate, word_error_rate
+from utils.pipeline import Datasets, make_dataset
 
 
 # --- Compiling ----------------------------------------------------------------------------------
@@ -152,20 +153,23 @@ class TimeBudget(keras.callbacks.Callback):
     The epoch under way when time is up ends early, is still validated and logged, and the best
     model is kept. Only a batch-end hook, and the rate is set every few seconds: a batch-begin hook
     or a variable assigned after every batch makes Keras wait for each step (measured: up to 45% slower).
+    A resumed run passes the seconds its earlier part already spent (``spent_seconds``), so the
+    whole run keeps to one budget and one schedule.
     """
 
     UPDATE_SECONDS = 5.0
 
-    def __init__(self, minutes: float, cosine: bool = True):
+    def __init__(self, minutes: float, cosine: bool = True, spent_seconds: float = 0.0):
         super().__init__()
         self.seconds = minutes * 60
         self.cosine = cosine
+        self.spent_seconds = spent_seconds
         self.stopped = False
         self._started = self._last_set = 0.0
         self._initial_rate = self._rate = 0.0
 
     def on_train_begin(self, logs=None):
-        self._started = time.perf_counter()
+        self._started = time.perf_counter() - self.spent_seconds
         self._initial_rate = self._rate = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
 
     def on_train_batch_end(self, batch, logs=None):
@@ -267,13 +271,15 @@ def train_crnn(
     run = RunFolder.named(run) if isinstance(run, str) else run
     epochs = epochs or config.epochs()
     resumed = _start_run(run, vocabulary, verbose)
-    best_so_far = None
+    best_so_far, spent_seconds = None, 0.0
     if resumed and run.history.is_file():
-        best_so_far = float(pd.read_csv(run.history)["val_cer"].min())
+        earlier = pd.read_csv(run.history)
+        best_so_far = float(earlier["val_cer"].min())
+        spent_seconds = float(earlier["seconds"].sum()) if "seconds" in earlier else 0.0
     scheduled = isinstance(getattr(model.optimizer, "_learning_rate", None), keras.optimizers.schedules.LearningRateSchedule)
     rate = []
     if minutes:
-        rate = [TimeBudget(minutes, cosine=not scheduled)]
+        rate = [TimeBudget(minutes, cosine=not scheduled, spent_seconds=spent_seconds)]
     elif not scheduled:
         # The rate follows the validation loss, which keeps falling while the CER still sits at 100%
         # (the all-blank phase at the start): halving on the CER would slow the escape from it.
@@ -297,3 +303,66 @@ def train_crnn(
     if run.model.is_file():  # the best epoch of the whole run, resumed parts included
         model.load_weights(run.model)
     return run.read_history()
+
+
+# --- Fine-tuning on a little real data ----------------------------------------------------------------
+def fine_tune(
+    model: keras.Model,
+    train: tf.data.Dataset,
+    validation: tf.data.Dataset,
+    vocabulary: Vocabulary,
+    run: RunFolder | str,
+    minutes: float | None = None,
+    learning_rate: float | None = None,
+    freeze_convolutions: bool | None = None,
+    epochs: int | None = None,
+    patience: int | None = None,
+    verbose: bool = True,
+) -> pd.DataFrame:
+    """Go on training a trained CRNN on a few real words: a smaller learning rate, the same loss.
+
+    A synthetic model already knows letters; real writers differ in how strokes join and vary,
+    which a few hundred words show it. ``freeze_convolutions`` keeps the feature extractor
+    (convolutions and their batch normalisation) as it is and trains only the BiLSTMs and the
+    output layer. Returns the history; the model ends with its best epoch's weights, as in :func:`train_crnn`.
+    Settings left out come from ``config.FINETUNE_*``, read when called; ``minutes`` counts epochs in quick mode.
+    """
+    minutes = config.minutes(config.FINETUNE_MINUTES) if minutes is None else minutes
+    learning_rate = config.FINETUNE_LEARNING_RATE if learning_rate is None else learning_rate
+    freeze_convolutions = config.FINETUNE_FREEZE_CONVOLUTIONS if freeze_convolutions is None else freeze_convolutions
+    patience = config.FINETUNE_PATIENCE if patience is None else patience
+    for layer in model.layers:
+        if isinstance(layer, (keras.layers.Conv2D, keras.layers.BatchNormalization)):
+            layer.trainable = not freeze_convolutions
+    compile_crnn(model, learning_rate=learning_rate)
+    if epochs is None:  # a fine-tuning epoch is short: with a time budget, the budget ends it
+        epochs = config.epochs() if minutes is None else 10 * config.EPOCHS
+    return train_crnn(model, train, validation, vocabulary, run, epochs=epochs, patience=patience, minutes=minutes,
+                      verbose=verbose)  # fmt: skip
+
+
+# --- Chapter 04's recipe in one call -------------------------------------------------------------------
+def train_regularised(
+    data: Datasets,
+    run: RunFolder | str,
+    minutes: float | None,
+    seed: int | None = None,
+    preset: str | None = None,
+    callbacks: list[keras.callbacks.Callback] | None = None,
+    verbose: bool = True,
+) -> tuple[keras.Model, pd.DataFrame]:
+    """Build, compile and train chapter 04's regularised CRNN on ``data`` (from ``make_datasets``).
+
+    Dropout, AdamW, batch normalisation (``config.BATCH_NORM``), early stopping on validation CER and
+    a training-CER sample, for ``minutes`` of training (None: ``config.epochs()`` epochs). The
+    benchmarks and ``utils.pretrain`` call this; chapter 04 writes the same steps out for the reader.
+    """
+    seed = config.seed() if seed is None else seed
+    model = build_crnn(preset or default_preset(), len(data.vocabulary), dropout=config.DROPOUT, batch_norm=config.BATCH_NORM)
+    compile_crnn(model)
+    train_words = data.words["train"]
+    sample = train_words.sample(min(config.TRAIN_CER_WORDS, len(train_words)), random_state=seed)
+    train_sample = make_dataset(sample, data.vocabulary, training=False, batch_size=config.EVAL_BATCH_SIZE, name="train_sample")
+    history = train_crnn(model, data["train"], data["validation"], data.vocabulary, run, epochs=1000 if minutes else None,
+                         train_sample=train_sample, minutes=minutes, callbacks=callbacks, verbose=verbose)  # fmt: skip
+    return model, history
