@@ -55,7 +55,7 @@ def main() -> int:
     from utils import config, dhsd
     from utils.dataset import load_index
     from utils.metrics import evaluate_texts
-    from utils.pipeline import DROP_TOO_LONG, DROP_UNKNOWN, make_dataset, make_datasets, select_words
+    from utils.pipeline import DROP_TOO_LONG, DROP_UNKNOWN, make_datasets, select_words
     from utils.predict import load_reader, predict_images
     from utils.synthetic import generate_mini_iam
     from utils.training import RunFolder, fine_tune, read_dataset, train_regularised
@@ -106,11 +106,10 @@ def main() -> int:
     font_test = read_dataset(model, data["test"], vocabulary).cer
     finetuned = None
     if args.train_minutes:
-        frames = {split: select_words(real, split, vocabulary)[0] for split in ("finetune", "validation")}
-        tuned_train = make_dataset(frames["finetune"], vocabulary, training=True, batch_size=config.TRAIN_BATCH_SIZE, name="dhsd-ft")
-        tuned_val = make_dataset(frames["validation"], vocabulary, training=False, batch_size=config.EVAL_BATCH_SIZE, name="dhsd-val")
-        fine_tune(model, tuned_train, tuned_val, vocabulary, RunFolder(work / "fine-tuned"), minutes=args.finetune_minutes,
-                  verbose=False)  # fmt: skip
+        tuning = make_datasets(real, vocabulary=vocabulary, batch_size=config.TRAIN_BATCH_SIZE, eval_batch_size=config.EVAL_BATCH_SIZE,
+                               splits=("finetune", "validation"), training_split="finetune", verbose=False)  # fmt: skip
+        fine_tune(model, tuning["finetune"], tuning["validation"], vocabulary, RunFolder(work / "fine-tuned"),
+                  minutes=args.finetune_minutes, verbose=False)  # fmt: skip
         finetuned = read_real(model)
 
     def table(title: str, result: dict) -> None:

@@ -228,3 +228,21 @@ def test_test_data_real_words_are_what_the_documented_command_copies(tmp_path):
     assert [list(row) for row in copied] == [[row["file"], row["text"], row["font"]] for row in rows]
     for name, _, _ in copied:
         assert (tmp_path / name).read_bytes() == (config.TEST_DATA_DIR / name).read_bytes(), name
+
+
+def test_make_datasets_takes_dhsd_s_own_splits_with_finetune_as_the_training_split(frame):
+    from utils.encoding import Vocabulary
+    from utils.pipeline import DROP_UNKNOWN, make_datasets
+
+    data = make_datasets(frame, vocabulary=Vocabulary(config.IAM_CHARSET), batch_size=8, eval_batch_size=16, cache="none",
+                         splits=config.DHSD_SPLITS, training_split="finetune", verbose=False)  # fmt: skip
+    assert set(data.datasets) == set(config.DHSD_SPLITS)
+    for split in config.DHSD_SPLITS:
+        report = data.reports[split]
+        assert report.usable == int((frame["split"] == split).sum()) and report.kept == len(data.words[split])
+        assert set(report.unknown) <= {" "}  # only the names of two words (a space) cannot be written
+    assert data.reports["test"].dropped[DROP_UNKNOWN] > 0
+    images, labels = next(iter(data["finetune"]))
+    assert images.shape == (8, config.IMAGE_HEIGHT, config.IMAGE_WIDTH, 1)  # the training split comes in training batches
+    images, labels = next(iter(data["test"]))
+    assert images.shape[0] == 16

@@ -202,6 +202,8 @@ def make_datasets(
     cache: str | None = None,
     seed: int | None = None,
     verbose: bool = True,
+    splits: tuple[str, ...] = config.SPLITS,
+    training_split: str = "train",
 ) -> Datasets:
     """Train, validation and test datasets from the index (``load_index()``), in one call.
 
@@ -209,12 +211,14 @@ def make_datasets(
     Only the training split is shuffled and augmented. Dropped words are counted per split.
     ``batch_size`` is the training batch; validation and test come in batches of ``eval_batch_size``
     (default: the same; without gradients to keep, larger batches just mean fewer steps).
+    Other data name their own ``splits`` and ``training_split``: DHSD's are ``config.DHSD_SPLITS``
+    and ``"finetune"`` (its vocabulary must then be given: the model's).
     """
     vocabulary = vocabulary or vocabulary_for(frame, verbose=verbose)
     datasets, words, reports = {}, {}, {}
-    for split in config.SPLITS:
+    for split in splits:
         words[split], reports[split] = select_words(frame, split, vocabulary)
-        training = split == "train"
+        training = split == training_split
         datasets[split] = make_dataset(
             words[split], vocabulary, training=training, batch_size=batch_size if training else eval_batch_size or batch_size,
             augment=augment and training, cache=cache, seed=seed, name=split,

@@ -31,14 +31,13 @@ from utils.setup import import_tensorflow_quietly
 import_tensorflow_quietly()
 
 import keras  # noqa: E402
-import tensorflow as tf  # noqa: E402
 
 from utils import config, dhsd  # noqa: E402
 from utils.dataset import load_index  # noqa: E402
 from utils.devices import default_preset  # noqa: E402
 from utils.encoding import Vocabulary  # noqa: E402
 from utils.model import load_model  # noqa: E402
-from utils.pipeline import make_dataset, make_datasets, select_words  # noqa: E402
+from utils.pipeline import make_datasets  # noqa: E402
 from utils.synthetic import font_paths, generate_mini_iam  # noqa: E402
 from utils.training import RunFolder, fine_tune, read_dataset, train_regularised  # noqa: E402
 
@@ -52,19 +51,6 @@ def shipped_vocabulary() -> Vocabulary:
 
 def _finished(run: RunFolder) -> bool:
     return run.model.is_file() and run.history.is_file() and not run.interrupted
-
-
-def _dhsd_datasets(vocabulary: Vocabulary) -> dict[str, tf.data.Dataset]:
-    """DHSD's three writer splits as datasets: fine-tuning words shuffled and augmented, the others as they are."""
-    frame = dhsd.load_dhsd()
-    datasets = {}
-    for split in config.DHSD_SPLITS:
-        words, report = select_words(frame, split, vocabulary)
-        print(f"  DHSD {report}")
-        training = split == "finetune"
-        datasets[split] = make_dataset(words, vocabulary, training=training, name=f"dhsd-{split}",
-                                       batch_size=config.TRAIN_BATCH_SIZE if training else config.EVAL_BATCH_SIZE)  # fmt: skip
-    return datasets
 
 
 def pretrain(words: int, seed: int, minutes: float, finetune_minutes: float, out: Path, overwrite: bool) -> dict:
@@ -108,7 +94,8 @@ def pretrain(words: int, seed: int, minutes: float, finetune_minutes: float, out
                                 "font_test_cer": round(font_test.cer, 4)}  # fmt: skip
 
     # Stage 2: the DHSD fine-tuning writers; the validation writers decide when to stop.
-    real = _dhsd_datasets(vocabulary)
+    real = make_datasets(dhsd.load_dhsd(), vocabulary=vocabulary, batch_size=config.TRAIN_BATCH_SIZE,
+                         eval_batch_size=config.EVAL_BATCH_SIZE, splits=config.DHSD_SPLITS, training_split="finetune")  # fmt: skip
     before = {split: read_dataset(model, real[split], vocabulary).cer for split in ("validation", "test")}
     tuned_run = runs["fine-tuned"]
     if _finished(tuned_run):
