@@ -85,7 +85,8 @@ def main() -> int:
     # The DHSD test writers, as published (256 x 64 RGBA files), read through utils.predict.
     real = dhsd.load_dhsd()
     test_words, report = select_words(real, "test", vocabulary)
-    left_out = {"cannot be written (" + "".join(sorted(report.unknown)) + ")" if reason == DROP_UNKNOWN else reason: count
+    unknown = ", ".join("a space" if c == " " else repr(c) for c in sorted(report.unknown))
+    left_out = {f"cannot be written ({unknown})" if reason == DROP_UNKNOWN else reason: count
                 for reason, count in report.dropped.items()}  # fmt: skip
     if set(report.dropped) - {DROP_UNKNOWN, DROP_TOO_LONG}:
         raise RuntimeError(f"unexpected reasons: {report.dropped}")

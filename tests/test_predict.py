@@ -121,3 +121,24 @@ def test_a_labels_row_naming_a_missing_file_names_the_line(tmp_path):
     (tmp_path / LABELS_FILE).write_text("file,text,font\nnope.png,word,kalam\n", encoding="utf-8")
     with pytest.raises(FileNotFoundError, match="line 2: nope.png"):
         read_labels(tmp_path)
+
+
+def test_without_model_the_command_line_reads_with_the_shipped_model(capsys):
+    images = [path for path, _ in read_labels()][:3] + [path for path, _ in read_labels(real=True)][:2]
+    assert main([str(path) for path in images]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split("\t")[0] for line in lines] == [str(path) for path in images]
+    assert all(line.split("\t")[1] for line in lines)  # a trained model writes something for every word
+
+
+def test_the_shipped_model_and_its_synthetic_stage_belong_to_the_shipped_vocabulary():
+    for path in (config.SHIPPED_MODEL, config.SHIPPED_SYNTHETIC_MODEL):
+        model, vocabulary = load_reader(path)
+        assert "".join(vocabulary.characters) == config.IAM_CHARSET and model.output_shape[-1] == len(config.IAM_CHARSET) + 1
+        assert path.stat().st_size < 15 * 2**20
+
+
+def test_a_missing_shipped_model_is_named_with_the_command_that_trains_it(monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr(config, "SHIPPED_MODEL", tmp_path / "crnn.keras")
+    assert main(["x.png", "--model", str(tmp_path / "crnn.keras")]) == 2
+    assert "python -m utils.pretrain trains it" in capsys.readouterr().err

@@ -22,6 +22,7 @@ from utils.training import (
     fine_tune,
     read_dataset,
     train_crnn,
+    with_rehearsal,
 )
 
 WORDS = ["the", "and", "of", "to", "in", "was", "he", "it", "on", "at", "as", "be", "by", "we", "or", "me"]
@@ -220,3 +221,16 @@ def test_fine_tune_trains_at_its_own_rate_and_freezes_the_convolutions_only_when
     conv_changed = any(not np.array_equal(a, b) for a, b in zip(conv_before, convolutional[0].get_weights()))
     assert conv_changed is not freeze
     assert any(not np.array_equal(a, b) for a, b in zip(dense_before, dense.get_weights()))
+
+
+def test_rehearsal_mixes_synthetic_batches_in_and_ends_with_the_real_ones(batch):
+    images, labels, vocabulary = batch
+    real = tf.data.Dataset.from_tensor_slices((images[:8], labels[:8])).batch(2)  # 4 batches
+    synthetic = tf.data.Dataset.from_tensor_slices((1.0 - images[8:], labels[8:])).batch(2)
+    assert with_rehearsal(real, synthetic, 0.0) is real
+    mixed = list(with_rehearsal(real, synthetic, 0.5, seed=1))
+    from_real = [bool(np.any(np.all(np.isclose(b[0].numpy()[0], images[:8].numpy()), axis=(1, 2, 3)))) for b in mixed]
+    assert sum(from_real) == 4  # every real batch once: then the epoch ends
+    assert len(mixed) > 4  # and synthetic batches in between
+    with pytest.raises(ValueError, match="below 1"):
+        with_rehearsal(real, synthetic, 1.0)

@@ -213,6 +213,7 @@ FINETUNE_LEARNING_RATE = 3e-4  # a third of training's: the model is near a good
 FINETUNE_FREEZE_CONVOLUTIONS = False  # True trains only the BiLSTMs and the output layer
 FINETUNE_MINUTES = 8.0
 FINETUNE_PATIENCE = 15  # epochs are short (a thousand words), so wait longer before stopping
+FINETUNE_REHEARSAL = 0.0  # share of fine-tuning batches drawn from the synthetic words (utils.training.with_rehearsal)
 
 
 def epochs() -> int:

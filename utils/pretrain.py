@@ -19,7 +19,6 @@ import argparse
 import json
 import os
 import platform
-import shutil
 import sys
 import time
 from datetime import datetime, timezone
@@ -39,7 +38,7 @@ from utils.encoding import Vocabulary  # noqa: E402
 from utils.model import load_model  # noqa: E402
 from utils.pipeline import make_datasets  # noqa: E402
 from utils.synthetic import font_paths, generate_mini_iam  # noqa: E402
-from utils.training import RunFolder, fine_tune, read_dataset, train_regularised  # noqa: E402
+from utils.training import RunFolder, fine_tune, read_dataset, train_regularised, with_rehearsal  # noqa: E402
 
 STAGES = ("synthetic-only", "fine-tuned")
 
@@ -55,7 +54,7 @@ def _finished(run: RunFolder) -> bool:
 
 def pretrain(words: int, seed: int, minutes: float, finetune_minutes: float, out: Path, overwrite: bool) -> dict:
     """Both stages, resumable; returns the recipe written to ``out/recipe.json``."""
-    targets = [out / "synthetic-only.keras", out / "crnn.keras", out / config.VOCABULARY_FILE]
+    targets = [out / config.SHIPPED_SYNTHETIC_MODEL.name, out / config.SHIPPED_MODEL.name, out / config.VOCABULARY_FILE]
     existing = [path for path in targets if path.exists()]
     if existing and not overwrite:
         raise FileExistsError(f"{', '.join(config.display_path(p) for p in existing)} exist: pass --overwrite to "
@@ -104,11 +103,12 @@ def pretrain(words: int, seed: int, minutes: float, finetune_minutes: float, out
     else:
         tuned = load_model(synthetic_run.model)
         print(f"Stage 2: fine-tuning on the DHSD fine-tuning writers for {finetune_minutes:g} min")
-        fine_tune(tuned, real["finetune"], real["validation"], vocabulary, tuned_run, minutes=finetune_minutes)
+        train = with_rehearsal(real["finetune"], data["train"])  # config.FINETUNE_REHEARSAL of the batches are synthetic
+        fine_tune(tuned, train, real["validation"], vocabulary, tuned_run, minutes=finetune_minutes)
     tuned_history = tuned_run.read_history()
     after = {split: read_dataset(tuned, real[split], vocabulary).cer for split in ("validation", "test")}
     recipe["fine_tuned"] = {"minutes_budget": finetune_minutes, "learning_rate": config.FINETUNE_LEARNING_RATE,
-                            "freeze_convolutions": config.FINETUNE_FREEZE_CONVOLUTIONS,
+                            "freeze_convolutions": config.FINETUNE_FREEZE_CONVOLUTIONS, "rehearsal": config.FINETUNE_REHEARSAL,
                             "train_minutes": round(tuned_history["seconds"].sum() / 60, 1), "epochs": len(tuned_history),
                             "font_test_cer": round(read_dataset(tuned, data["test"], vocabulary).cer, 4)}  # fmt: skip
     recipe["dhsd_cer"] = {"synthetic_only": {k: round(v, 4) for k, v in before.items()},
@@ -120,8 +120,8 @@ def pretrain(words: int, seed: int, minutes: float, finetune_minutes: float, out
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     for path in existing:
         path.rename(path.with_name(f"{path.stem}.{stamp}{path.suffix}"))
-    shutil.copyfile(synthetic_run.model, out / "synthetic-only.keras")
-    shutil.copyfile(tuned_run.model, out / "crnn.keras")
+    for source, target in ((synthetic_run.model, config.SHIPPED_SYNTHETIC_MODEL.name), (tuned_run.model, config.SHIPPED_MODEL.name)):
+        load_model(source).save(out / target)  # without the optimizer's state: a third of the size, all a reader needs
     vocabulary.save(out / config.VOCABULARY_FILE)
     (out / "recipe.json").write_text(json.dumps(recipe, indent=1) + "\n", encoding="utf-8")
     return recipe

@@ -341,6 +341,23 @@ def fine_tune(
                       verbose=verbose)  # fmt: skip
 
 
+def with_rehearsal(real: tf.data.Dataset, synthetic: tf.data.Dataset, synthetic_share: float | None = None,
+                   seed: int | None = None) -> tf.data.Dataset:
+    """Fine-tuning batches drawn at random from the real words and (a ``synthetic_share`` of them) the synthetic ones.
+
+    Rehearsal: batches of what the model learned first keep it from forgetting it (fonts, lower-case
+    words) while it adapts to a few real writers. An epoch ends when the real batches run out.
+    ``synthetic_share`` defaults to ``config.FINETUNE_REHEARSAL``.
+    """
+    share = config.FINETUNE_REHEARSAL if synthetic_share is None else synthetic_share
+    if not 0 <= share < 1:
+        raise ValueError(f"synthetic_share {share}: expected at least 0 and below 1")
+    if share == 0:
+        return real
+    return tf.data.Dataset.sample_from_datasets([real, synthetic.repeat()], weights=[1 - share, share],
+                                                seed=config.seed() if seed is None else seed, stop_on_empty_dataset=True)
+
+
 # --- Chapter 04's recipe in one call -------------------------------------------------------------------
 def train_regularised(
     data: Datasets,
