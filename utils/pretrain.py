@@ -41,6 +41,7 @@ from utils.synthetic import font_paths, generate_mini_iam  # noqa: E402
 from utils.training import RunFolder, fine_tune, read_dataset, train_regularised, with_rehearsal  # noqa: E402
 
 STAGES = ("synthetic-only", "fine-tuned")
+RECIPE_FILE = "recipe.json"
 
 
 def shipped_vocabulary() -> Vocabulary:
@@ -54,7 +55,8 @@ def _finished(run: RunFolder) -> bool:
 
 def pretrain(words: int, seed: int, minutes: float, finetune_minutes: float, out: Path, overwrite: bool) -> dict:
     """Both stages, resumable; returns the recipe written to ``out/recipe.json``."""
-    targets = [out / config.SHIPPED_SYNTHETIC_MODEL.name, out / config.SHIPPED_MODEL.name, out / config.VOCABULARY_FILE]
+    targets = [out / config.SHIPPED_SYNTHETIC_MODEL.name, out / config.SHIPPED_MODEL.name, out / config.VOCABULARY_FILE,
+               out / RECIPE_FILE]
     existing = [path for path in targets if path.exists()]
     if existing and not overwrite:
         raise FileExistsError(f"{', '.join(config.display_path(p) for p in existing)} exist: pass --overwrite to "
@@ -71,13 +73,13 @@ def pretrain(words: int, seed: int, minutes: float, finetune_minutes: float, out
     started = time.perf_counter()
     data_dir = config.DATA_DIR / f"pretrain-mini-iam-{words}-seed{seed}"
     generate_mini_iam(data_dir, words=words, seed=seed)
-    os.environ["HTR_DATA_DIR"] = str(data_dir)
+    os.environ["HTR_DATA_DIR"] = str(data_dir)  # load_index and the pipeline's cache follow these
     os.environ["HTR_ARTIFACTS_DIR"] = str(work)
     frame = load_index()
     data = make_datasets(frame, vocabulary=vocabulary, batch_size=config.TRAIN_BATCH_SIZE,
                          eval_batch_size=config.EVAL_BATCH_SIZE)  # fmt: skip
     recipe["data"] = {"synthetic_words": words, "fonts": len(font_paths()),
-                      "generate_seconds": round(time.perf_counter() - started, 1),
+                      "generate_seconds": round(time.perf_counter() - started, 1),  # generating and indexing
                       **{f"synthetic_{split}": len(data.words[split]) for split in config.SPLITS}}  # fmt: skip
     synthetic_run = runs["synthetic-only"]
     if _finished(synthetic_run):
@@ -123,7 +125,7 @@ def pretrain(words: int, seed: int, minutes: float, finetune_minutes: float, out
     for source, target in ((synthetic_run.model, config.SHIPPED_SYNTHETIC_MODEL.name), (tuned_run.model, config.SHIPPED_MODEL.name)):
         load_model(source).save(out / target)  # without the optimizer's state: a third of the size, all a reader needs
     vocabulary.save(out / config.VOCABULARY_FILE)
-    (out / "recipe.json").write_text(json.dumps(recipe, indent=1) + "\n", encoding="utf-8")
+    (out / RECIPE_FILE).write_text(json.dumps(recipe, indent=1) + "\n", encoding="utf-8")
     return recipe
 
 
