@@ -179,3 +179,20 @@ def test_a_cached_mini_iam_made_with_other_fonts_is_not_reused(mini, monkeypatch
     monkeypatch.setattr(config, "SYNTHETIC_TEST_FONTS", ("kalam",))
     with pytest.raises(FileExistsError, match="other parameters"):
         synthetic.generate_mini_iam(mini, words=300, seed=5)
+
+
+def test_realism_passed_to_the_generator_reaches_every_worker_and_the_cache_key(tmp_path):
+    plain = synthetic.generate_mini_iam(tmp_path / "plain", words=600, seed=5, workers=2, realism={})
+    default = synthetic.generate_mini_iam(tmp_path / "default", words=600, seed=5, workers=2)
+    marker = json.loads((tmp_path / "plain" / synthetic.SYNTHETIC_MARKER).read_text(encoding="utf-8"))
+    assert marker["params"]["realism"] == {}
+    plain_images = sorted(plain.images_dir.rglob("*.png"))
+    default_images = sorted(default.images_dir.rglob("*.png"))
+    assert len(plain_images) == len(default_images) > 500
+    # rendered in worker processes: without realism the words have no ruled lines, texture, JPEG, ...
+    differing = sum(a.read_bytes() != b.read_bytes() for a, b in zip(plain_images[-200:], default_images[-200:]))
+    assert differing > 100
+    with pytest.raises(FileExistsError, match="other parameters"):  # the cache tells the two apart
+        synthetic.generate_mini_iam(tmp_path / "plain", words=600, seed=5)
+    with pytest.raises(ValueError, match="unknown realism switches"):
+        synthetic.generate_mini_iam(tmp_path / "typo", words=600, seed=5, realism={"ruledd": 0.5})

@@ -407,14 +407,14 @@ class _Word:
     y: int
 
 
-def _render_chunk(args: tuple[list[_Word], list[WriterStyle], int, str]) -> list[tuple[str, int, int, int]]:
+def _render_chunk(args: tuple[list[_Word], list[WriterStyle], int, str, dict[str, float]]) -> list[tuple[str, int, int, int]]:
     """Render and write a chunk of words; returns (word id, gray level, width, height)."""
-    words, styles, seed, images_dir = args
+    words, styles, seed, images_dir, realism = args
     out = []
     for word in words:
         rng = np.random.default_rng([seed, 2, int(word.word_id[1:3]), int(word.word_id[4:7]),
                                      int(word.word_id[-5:-3]), int(word.word_id[-2:])])  # fmt: skip
-        image = render_word(word.text, styles[word.writer], rng, err=word.status == "err")
+        image = render_word(word.text, styles[word.writer], rng, err=word.status == "err", realism=realism)
         path = image_path(Path(images_dir), word.word_id)
         path.parent.mkdir(parents=True, exist_ok=True)
         ok, encoded = cv2.imencode(".png", image)
@@ -477,15 +477,21 @@ def generate_mini_iam(
     writers: int | None = None,
     err_fraction: float = 0.03,
     workers: int | None = None,
+    realism: Mapping[str, float] | None = None,
 ) -> IamLayout:
     """Write a mini-IAM of ``words`` words into ``out_dir`` and return its layout.
 
+    ``realism`` overrides ``config.SYNTHETIC_REALISM`` (``bench/realism.py`` turns switches off).
     An existing mini-IAM made with the same parameters is reused (a cache); any other
     non-empty folder is left untouched and raises FileExistsError.
     """
     out_dir = Path(out_dir)
+    realism = dict(config.SYNTHETIC_REALISM if realism is None else realism)
+    unknown = set(realism) - set(config.SYNTHETIC_REALISM)
+    if unknown:
+        raise ValueError(f"unknown realism switches {sorted(unknown)}: expected some of {sorted(config.SYNTHETIC_REALISM)}")
     params = {"version": GENERATOR_VERSION, "words": words, "seed": seed, "writers": writers, "err_fraction": err_fraction,
-              "fonts": _fonts_digest(), "realism": dict(config.SYNTHETIC_REALISM)}  # fmt: skip
+              "fonts": _fonts_digest(), "realism": realism}  # fmt: skip
     marker = out_dir / SYNTHETIC_MARKER
     if marker.is_file():
         if json.loads(marker.read_text(encoding="utf-8")).get("params") == params:
@@ -505,7 +511,7 @@ def generate_mini_iam(
 
     workers = workers or min(os.cpu_count() or 1, 8)
     chunks = [plan[i : i + 250] for i in range(0, len(plan), 250)]
-    jobs = [(chunk, styles, seed, str(images_dir)) for chunk in chunks]
+    jobs = [(chunk, styles, seed, str(images_dir), realism) for chunk in chunks]
     if workers > 1 and len(chunks) > 1:
         with ProcessPoolExecutor(workers) as pool:
             rendered = [row for result in pool.map(_render_chunk, jobs) for row in result]
