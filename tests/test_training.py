@@ -206,7 +206,8 @@ def test_a_resumed_time_budget_counts_the_time_already_spent(batch):
 
 
 @pytest.mark.parametrize("freeze", [True, False])
-def test_fine_tune_trains_at_its_own_rate_and_freezes_the_convolutions_only_when_asked(batch, tmp_path, freeze):
+def test_fine_tune_trains_at_its_own_rate_and_freezes_the_convolutions_only_when_asked(batch, tmp_path, freeze, monkeypatch):
+    monkeypatch.setenv("HTR_QUICK", "1")  # without minutes or epochs: quick mode's own epoch count
     images, labels, vocabulary = batch
     model = small_model(vocabulary)
     convolutional = [layer for layer in model.layers if isinstance(layer, (keras.layers.Conv2D, keras.layers.BatchNormalization))]
@@ -214,8 +215,8 @@ def test_fine_tune_trains_at_its_own_rate_and_freezes_the_convolutions_only_when
     conv_before = [w.copy() for w in convolutional[0].get_weights()]
     dense_before = [w.copy() for w in dense.get_weights()]
     history = fine_tune(model, datasets(batch), datasets(batch), vocabulary, RunFolder(tmp_path / "tuned"), minutes=None,
-                        learning_rate=2e-4, freeze_convolutions=freeze, epochs=1, verbose=False)  # fmt: skip
-    assert len(history) == 1 and (tmp_path / "tuned" / "model.keras").is_file()
+                        learning_rate=2e-4, freeze_convolutions=freeze, verbose=False)  # fmt: skip
+    assert len(history) == config.FINETUNE_EPOCHS_QUICK and (tmp_path / "tuned" / "model.keras").is_file()
     assert float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)) == pytest.approx(2e-4)
     assert all(layer.trainable is not freeze for layer in convolutional) and dense.trainable
     conv_changed = any(not np.array_equal(a, b) for a, b in zip(conv_before, convolutional[0].get_weights()))

@@ -319,13 +319,14 @@ def fine_tune(
     patience: int | None = None,
     verbose: bool = True,
 ) -> pd.DataFrame:
-    """Go on training a trained CRNN on a few real words: a smaller learning rate, the same loss.
+    """Go on training a trained CRNN on a few real words: its own learning rate, the same loss.
 
     A synthetic model already knows letters; real writers differ in how strokes join and vary,
     which a few hundred words show it. ``freeze_convolutions`` keeps the feature extractor
     (convolutions and their batch normalisation) as it is and trains only the BiLSTMs and the
     output layer. Returns the history; the model ends with its best epoch's weights, as in :func:`train_crnn`.
-    Settings left out come from ``config.FINETUNE_*``, read when called; ``minutes`` counts epochs in quick mode.
+    Settings left out come from ``config.FINETUNE_*``, read when called; quick mode trains
+    ``config.FINETUNE_EPOCHS_QUICK`` epochs instead of minutes.
     """
     minutes = config.minutes(config.FINETUNE_MINUTES) if minutes is None else minutes
     learning_rate = config.FINETUNE_LEARNING_RATE if learning_rate is None else learning_rate
@@ -336,7 +337,10 @@ def fine_tune(
             layer.trainable = not freeze_convolutions
     compile_crnn(model, learning_rate=learning_rate)
     if epochs is None:  # a fine-tuning epoch is short: with a time budget, the budget ends it
-        epochs = config.epochs() if minutes is None else 10 * config.EPOCHS
+        if minutes is not None:
+            epochs = 10 * config.EPOCHS
+        else:
+            epochs = config.FINETUNE_EPOCHS_QUICK if config.quick_mode() else config.EPOCHS
     return train_crnn(model, train, validation, vocabulary, run, epochs=epochs, patience=patience, minutes=minutes,
                       verbose=verbose)  # fmt: skip
 
