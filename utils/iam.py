@@ -567,4 +567,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from utils import cli
+
+    cli.run(main)
