@@ -12,6 +12,9 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
+import subprocess
+import sys
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +25,7 @@ import tensorflow as tf
 
 from utils import config
 from utils.encoding import Vocabulary
+from utils.model import check_model_size
 from utils.setup import native_stderr_muted
 
 SAVED_MODEL_DIR = "saved_model"
@@ -29,6 +33,7 @@ TFLITE_FILES = {"float32": "model.tflite", "int8": "model_int8.tflite"}  # quant
 # TFLite models take one image at a time: with a fixed batch the converter turns the LSTMs' loops into
 # TFLite's built-in ops; a free batch size would need TensorFlow's "Flex" ops, which phones lack.
 TFLITE_BATCH = 1
+TFLITE_IDENTIFIER = b"TFL3"  # bytes 4-8 of every TFLite flatbuffer
 
 
 def _input_spec(batch: int | None) -> list[tf.TensorSpec]:
@@ -127,6 +132,54 @@ def _interpreter_class():
         return tf.lite.Interpreter
 
 
+# Run in a child process before this one opens a .tflite file: the TFLite runtime does not verify a file's
+# flatbuffer, and a truncated or corrupted one can crash the whole process (a segfault, nothing printed).
+_PROBE = """
+import sys
+import numpy as np
+from utils.export import _interpreter_class
+interpreter = _interpreter_class()(model_path=sys.argv[1])
+interpreter.allocate_tensors()
+for detail in interpreter.get_input_details():
+    interpreter.set_tensor(detail["index"], np.zeros(detail["shape"], detail["dtype"]))
+interpreter.invoke()
+"""
+_probed: dict[tuple[str, int, int], None] = {}  # files already found usable in this process
+
+
+def check_tflite_file(path: Path) -> None:
+    """Raise ``ValueError`` naming ``path`` unless it is a TFLite model the runtime can open and run.
+
+    Checked here: the size, the ``TFL3`` identifier, then one run on a blank image in a child process,
+    so that a file that would crash the runtime ends in a message instead of a segfault.
+    """
+    check_model_size(path)
+    with path.open("rb") as file:
+        header = file.read(8)
+    if header[4:8] != TFLITE_IDENTIFIER:
+        raise ValueError(f"{config.display_path(path)}: not a TensorFlow Lite model (no {TFLITE_IDENTIFIER.decode()} "
+                         "identifier at its start)")  # fmt: skip
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    if key in _probed:
+        return
+    environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(config.REPO_ROOT)}
+    try:
+        child = subprocess.run([sys.executable, "-c", _PROBE, str(path)], capture_output=True, text=True,
+                               errors="replace", env=environment, timeout=config.TFLITE_PROBE_SECONDS)  # fmt: skip
+    except subprocess.TimeoutExpired:
+        raise ValueError(f"{config.display_path(path)}: the TFLite runtime did not read it within "
+                         f"{config.TFLITE_PROBE_SECONDS} s (config.TFLITE_PROBE_SECONDS)") from None  # fmt: skip
+    if child.returncode < 0:
+        raise ValueError(f"{config.display_path(path)}: the TFLite runtime crashed reading it "
+                         f"({signal.Signals(-child.returncode).name}): a truncated or corrupted file?")  # fmt: skip
+    if child.returncode != 0:
+        lines = [line for line in child.stderr.splitlines() if line.strip()]
+        reason = lines[-1] if lines else f"exit status {child.returncode}"
+        raise ValueError(f"{config.display_path(path)}: not a usable TFLite model ({reason[:300]})")
+    _probed[key] = None
+
+
 class TFLiteModel:
     """A ``.tflite`` CRNN with the part of the Keras model API that reading needs: ``predict_on_batch``, ``output_shape``."""
 
@@ -134,6 +187,7 @@ class TFLiteModel:
         self.path = Path(path)
         if not self.path.is_file():
             raise FileNotFoundError(f"{config.display_path(self.path)}: no such TFLite file")
+        check_tflite_file(self.path)
         with warnings.catch_warnings(), native_stderr_muted():  # and the runtime's "Created XNNPACK delegate"
             warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")
             self._interpreter = _interpreter_class()(model_path=str(self.path), num_threads=os.cpu_count())

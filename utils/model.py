@@ -9,6 +9,7 @@ Only built-in layers are used (no ``Lambda``), so a saved ``.keras`` file loads 
 
 from __future__ import annotations
 
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -120,12 +121,41 @@ def build_crnn(
     return keras.Model(inputs, outputs, name=name or f"crnn_{preset_name}")
 
 
+def check_model_size(path: Path) -> None:
+    """Refuse an empty file or one larger than ``config.MAX_MODEL_BYTES`` before any reader sees its bytes."""
+    size = path.stat().st_size
+    if size == 0:
+        raise ValueError(f"{config.display_path(path)}: the model file is empty")
+    if size > config.MAX_MODEL_BYTES:
+        raise ValueError(f"{config.display_path(path)}: {size / 1e6:,.0f} MB is more than a model of this series "
+                         f"can be ({config.MAX_MODEL_BYTES / 1e6:,.0f} MB, config.MAX_MODEL_BYTES)")  # fmt: skip
+
+
 def load_model(path: Path | str) -> keras.Model:
-    """A saved CRNN, loaded with ``safe_mode=True`` (no code runs from the file) and without its optimizer state."""
+    """A saved CRNN, loaded with ``safe_mode=True`` (no code runs from the file) and without its optimizer state.
+
+    A file that is not a whole ``.keras`` archive (truncated, corrupted, another format) or that needs code
+    this series does not define (a ``Lambda``, a custom layer) raises ``ValueError`` naming it and why.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{config.display_path(path)}: no such model file (train one in chapter 04)")
-    return keras.saving.load_model(path, compile=False, safe_mode=True)
+    check_model_size(path)
+    try:
+        with zipfile.ZipFile(path) as archive:
+            damaged = archive.testzip()  # checks every member's CRC: a half-copied file fails here
+    except (zipfile.BadZipFile, EOFError):
+        raise ValueError(f"{config.display_path(path)}: not a .keras model (a .keras file is a zip archive and this "
+                         "one is not: truncated, corrupted or another format?)") from None  # fmt: skip
+    if damaged:
+        raise ValueError(f"{config.display_path(path)}: a damaged .keras archive ({damaged} fails its checksum: "
+                         "truncated or corrupted?)")  # fmt: skip
+    try:
+        return keras.saving.load_model(path, compile=False, safe_mode=True)
+    except Exception as error:  # a user's file: whatever Keras raises, the model cannot be used here
+        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise ValueError(f"{config.display_path(path)}: cannot be loaded as a model of this series "
+                         f"({type(error).__name__}: {first_line[:300]})") from error  # fmt: skip
 
 
 def predict_logits(model, images) -> np.ndarray:
