@@ -246,7 +246,7 @@ BEAM_WIDTH = 10
 LEXICON_MAX_EDIT_FRACTION = 0.25
 
 # --- Limits on input (issue 12) ---
-# The paper preset holds 8.7 million float32 weights (about 35 MB): a file far larger is not a model of this series.
+# The paper preset holds 10.8 million float32 weights (about 43 MB): a file far larger is not a model of this series.
 MAX_MODEL_BYTES = 500_000_000
 # A .tflite file is first opened and run once in a child process (utils.export.check_tflite_file): this long at most.
 TFLITE_PROBE_SECONDS = 120
