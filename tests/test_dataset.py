@@ -9,7 +9,7 @@ import types
 import pytest
 
 from conftest import png_bytes
-from utils import config, dataset
+from utils import config, dataset, iam
 
 GOOD = "a01-000u-00-00 ok 154 408 768 27 51 AT A"
 
@@ -128,3 +128,55 @@ def test_index_is_rebuilt_when_the_split_folder_changes(data_dir, make_iam, tmp_
     assert json.loads((tmp_path / "artifacts" / dataset.INDEX_META_FILE).read_text(encoding="utf-8"))["split_dir"] == str(split_dir.resolve())
     monkeypatch.delenv("HTR_SPLIT_DIR")
     assert dataset.load_index().set_index("word_id")["split"].to_dict() == default.to_dict()
+
+
+# --- Issue 12: leftovers and blank settings ---------------------------------------------
+def test_a_leftover_partial_folder_is_not_taken_for_iam(data_dir, make_iam, monkeypatch):
+    """An interrupted generation leaves <folder>.partial with words/ and words.txt but no mini_iam.json."""
+    make_iam([GOOD], root=data_dir / "a-mini-iam-300w-seed42.partial")
+    make_iam([GOOD], root=data_dir / "b-real")
+    resolution = dataset.resolve_dataset(verbose=False)
+    assert resolution.source == "data" and resolution.layout.root == data_dir / "b-real" / "iam_words"
+
+
+@pytest.mark.parametrize("blank", ["", " ", "\t \n"])
+def test_blank_settings_mean_unset(data_dir, make_iam, monkeypatch, blank):
+    make_iam([GOOD], root=data_dir / "iam")
+    for name in ("HTR_DATA_DIR", "HTR_SEED", "HTR_ARTIFACTS_DIR", "HTR_KAGGLE_DIR", "HTR_SPLIT_DIR", "HTR_DOWNLOAD"):
+        monkeypatch.setenv(name, blank)
+    resolution = dataset.resolve_dataset(verbose=False)
+    assert resolution.source == "data" and resolution.layout.root == data_dir / "iam" / "iam_words"
+    assert config.seed() == 42
+    assert config.artifacts_dir() in (config.REPO_ROOT / "artifacts", config.REPO_ROOT / "artifacts" / "quick")
+    assert dataset.kaggle_dir() == data_dir / "kaggle"
+    assert config.data_dir_setting() is None and iam.split_dir_setting() is None
+
+
+@pytest.mark.parametrize("value", ["abc", "-1", "4.2", "٤٢", str(2**32), "1e3"])
+def test_an_htr_seed_that_is_not_a_seed_is_an_error_naming_it(monkeypatch, value):
+    monkeypatch.setenv("HTR_SEED", value)
+    with pytest.raises(ValueError, match=r"^HTR_SEED=.* is not a seed: use a whole number from 0 to 4294967295"):
+        config.seed()
+
+
+def test_htr_seed_and_data_dir_are_read_stripped(data_dir, make_iam, monkeypatch):
+    monkeypatch.setenv("HTR_SEED", " 7 ")
+    assert config.seed() == 7
+    root = make_iam([GOOD])
+    monkeypatch.setenv("HTR_DATA_DIR", f"  {root}  ")
+    assert dataset.resolve_dataset(verbose=False).source == "HTR_DATA_DIR"
+
+
+@pytest.mark.parametrize("validation", ["", "z09-999\n"])
+def test_an_empty_or_unmatched_split_file_stops_the_index_and_saves_nothing(data_dir, make_iam, tmp_path, monkeypatch, validation):
+    ids = ["a01-000u-00-00", "b01-000-00-00", "c01-000-00-00"]
+    monkeypatch.setenv("HTR_DATA_DIR", str(make_iam([f"{i} ok 154 1 1 1 1 NN w" for i in ids], {i: png_bytes() for i in ids})))
+    split_dir = tmp_path / "published"
+    split_dir.mkdir()
+    for name, text in (("train.txt", "a01-000u\n"), ("validation.txt", validation), ("test.txt", "c01-000\n")):
+        (split_dir / name).write_text(text, encoding="utf-8")
+    monkeypatch.setenv("HTR_SPLIT_DIR", str(split_dir))
+    with pytest.raises(iam.SplitFileError, match="validation.txt"):
+        dataset.load_index()
+    artifacts = tmp_path / "artifacts"
+    assert not artifacts.exists() or not any(artifacts.rglob("*"))

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import builtins
+import errno
+import io
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import SHARED_SAMPLE, png_bytes
-from utils import iam
+from conftest import REPO_ROOT, SHARED_SAMPLE, png_bytes
+from utils import config, iam
 
 GOOD = "a01-000u-00-00 ok 154 408 768 27 51 AT A"
 
@@ -164,8 +170,12 @@ def test_validation_names_every_defect(corrupt_copy):
 
 
 def test_check_command_reports_a_corrupt_copy_without_crashing(corrupt_copy, capsys):
-    assert iam.main(["check", str(corrupt_copy)]) == 0
-    out = capsys.readouterr().out
+    # All its words are of one form: split by form, validation and test are empty, which is warned (exit 1).
+    assert iam.main(["check", str(corrupt_copy)]) == 1
+    captured = capsys.readouterr()
+    out = captured.out
+    assert "warning: the validation split has no usable word" in captured.err
+    assert "warning: the test split has no usable word" in captured.err
     for defect in ("a01-000u-00-01: empty", "a01-000u-00-02: unreadable", "a01-000u-00-03: missing",
                    "a01-000u-00-04: degenerate", "line 7: expected at least 9 fields",
                    "line 8: id could escape the data folder"):  # fmt: skip
@@ -291,3 +301,198 @@ def test_load_iam_uses_a_split_folder_and_keeps_only_usable_words(make_iam, tmp_
     assert frame.set_index("word_id").loc["a01-000u-00-01", "image_problem"] == "missing"
     assert frame.set_index("word_id").loc["c01-000-00-00", "split"] == "test"
     assert frame["path"].iloc[0] == "words/a01/a01-000u/a01-000u-00-00.png"
+
+
+# --- Issue 12: hostile and damaged inputs -----------------------------------------------
+THREE_FORMS = ["a01-000u-00-00", "b01-000-00-00", "c01-000-00-00"]
+
+
+def _three_form_iam(make_iam, tmp_path, splits: dict[str, bytes] | None = None) -> Path:
+    """A dataset of three forms with readable images and, when given, a splits/ folder of these file contents."""
+    root = make_iam([f"{i} ok 154 1 1 1 1 NN w" for i in THREE_FORMS], {i: png_bytes() for i in THREE_FORMS})
+    if splits is not None:
+        (root / "iam_words" / "splits").mkdir()
+        for name, data in splits.items():
+            (root / "iam_words" / "splits" / name).write_bytes(data)
+    return root
+
+
+GOOD_SPLITS = {"train.txt": b"a01-000u\n", "validation.txt": b"b01-000\n", "test.txt": b"c01-000\n"}
+
+
+@pytest.mark.parametrize(
+    "validation, message",
+    [
+        (b"", r"empty split file: .*validation.txt lists no id"),
+        (b"# only a comment\n\n", r"empty split file: .*validation.txt lists no id"),
+        (b"z09-999\n", r"validation split: none of the 1 ids in .*validation.txt \(like z09-999\)"),
+    ],
+)
+def test_an_empty_or_unmatched_split_file_is_an_error_naming_it(make_iam, tmp_path, capsys, validation, message):
+    root = _three_form_iam(make_iam, tmp_path, {**GOOD_SPLITS, "validation.txt": validation})
+    with pytest.raises(iam.SplitFileError, match=message):
+        iam.load_iam(root)
+    assert iam.main(["check", str(root)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.startswith("error: ") and "validation.txt" in captured.err
+
+
+def test_split_files_of_three_forms_check_cleanly(make_iam, tmp_path, capsys):
+    root = _three_form_iam(make_iam, tmp_path, GOOD_SPLITS)
+    assert iam.main(["check", str(root)]) == 0
+    captured = capsys.readouterr()
+    assert "validation:         1" in captured.out and captured.err == ""
+
+
+def test_a_split_file_with_a_byte_that_is_not_utf8_names_its_line(make_iam, tmp_path, capsys):
+    root = _three_form_iam(make_iam, tmp_path, {**GOOD_SPLITS, "validation.txt": b"# forms\nb01-000 \xe9crit\n"})
+    with pytest.raises(iam.SplitFileError, match=r"validation.txt:2: not valid UTF-8 \(byte 0xe9 at column 9\)"):
+        iam.read_split_file(root / "iam_words" / "splits" / "validation.txt")
+    assert iam.main(["check", str(root)]) == 2
+    assert "validation.txt:2: not valid UTF-8" in capsys.readouterr().err
+
+
+def test_a_bom_and_any_line_endings_are_accepted_in_split_files(tmp_path):
+    (tmp_path / "train.txt").write_bytes(b"\xef\xbb\xbfa00-000\ra00-001-00\r\na00-002-00-01\n")
+    assert iam.read_split_file(tmp_path / "train.txt") == {"a00-000", "a00-001-00", "a00-002-00-01"}
+
+
+def test_a_listed_image_that_is_a_symlink_loop_is_reported_not_a_crash(make_iam, tmp_path):
+    root = _three_form_iam(make_iam, tmp_path, GOOD_SPLITS)
+    image = root / "iam_words" / "words" / "b01" / "b01-000" / "b01-000-00-00.png"
+    image.unlink()
+    image.symlink_to(image)  # a loop: Path.resolve() raises RuntimeError on it
+    dataset = iam.load_iam(root)
+    assert [(p.word_id, p.kind) for p in dataset.image_report.problems] == [("b01-000-00-00", "unreadable")]
+    assert "b01-000-00-00: unreadable" in iam.check_report(dataset)
+    assert config.display_path(image).endswith("b01-000-00-00.png")
+
+
+def test_check_of_a_folder_that_is_a_symlink_loop_fails_clearly(tmp_path, capsys):
+    loop = tmp_path / "loop"
+    loop.symlink_to(loop)
+    assert iam.main(["check", str(loop)]) == 2
+    assert "No IAM word dataset found under" in capsys.readouterr().err
+
+
+def test_a_words_file_that_cannot_be_read_is_one_error_line(make_iam, tmp_path, monkeypatch, capsys):
+    root = _three_form_iam(make_iam, tmp_path)
+    words_file = root / "iam_words" / "words.txt"
+    words_file.chmod(0)
+    if os.geteuid() == 0:  # root reads a chmod-000 file: make open() refuse as the kernel does for a user
+        real_open = io.open
+
+        def refusing_open(file, *args, **kwargs):
+            if isinstance(file, (str, os.PathLike)) and Path(file) == words_file:
+                raise PermissionError(errno.EACCES, "Permission denied", str(file))
+            return real_open(file, *args, **kwargs)
+
+        monkeypatch.setattr(io, "open", refusing_open)
+        monkeypatch.setattr(builtins, "open", refusing_open)
+    try:
+        with pytest.raises(OSError, match=r"words.txt: cannot be read \(Permission denied\)"):
+            iam.parse_words_file(words_file)
+        assert iam.main(["check", str(root)]) == 2
+        captured = capsys.readouterr()
+        assert captured.err.count("\n") == 1 and "error: " in captured.err and "words.txt: cannot be read" in captured.err
+    finally:
+        words_file.chmod(0o644)
+
+
+def test_an_invalid_htr_seed_is_one_error_line_and_exit_2(make_iam, tmp_path):
+    root = _three_form_iam(make_iam, tmp_path)  # no split files: the split by form needs the seed
+    env = {**os.environ, "HTR_SEED": "abc", "PYTHONPATH": str(REPO_ROOT)}
+    for name in ("HTR_DEBUG", "HTR_SPLIT_DIR", "HTR_DATA_DIR"):
+        env.pop(name, None)
+    result = subprocess.run([sys.executable, "-m", "utils.iam", "check", str(root)], cwd=REPO_ROOT, env=env,
+                            capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().count("\n") == 0 and result.stderr.startswith("error: HTR_SEED='abc' is not a seed")
+
+
+@pytest.mark.parametrize("ending", [b"\r", b"\r\n", b"\n"])
+def test_cr_crlf_and_lf_line_endings_are_read_alike(make_iam, tmp_path, ending, capsys):
+    lines = [b"#--- words.txt ---", GOOD.encode(), b"a01-000u-00-01 ok 154 507 766 213 48 NN MOVE", b"b01-000-00-00 ok 1 1 1 1 1 NN stop"]
+    root = make_iam([])
+    (root / "iam_words" / "words.txt").write_bytes(ending.join(lines) + ending)
+    result = iam.parse_words_file(root / "iam_words" / "words.txt")
+    assert [(r.word_id, r.text, r.line_number) for r in result.records] == [
+        ("a01-000u-00-00", "A", 2), ("a01-000u-00-01", "MOVE", 3), ("b01-000-00-00", "stop", 4)]  # fmt: skip
+    assert result.problems == []
+    iam.main(["check", str(root)])
+    out = capsys.readouterr().out
+    assert "words listed:         3" in out and "malformed lines:      0" in out
+
+
+def test_a_utf8_bom_before_the_first_line_is_dropped(make_iam, tmp_path):
+    root = make_iam([])
+    (root / "iam_words" / "words.txt").write_bytes(b"\xef\xbb\xbf" + GOOD.encode() + b"\r\nb01-000-00-00 ok 1 1 1 1 1 NN x\r\n")
+    result = iam.parse_words_file(root / "iam_words" / "words.txt")
+    assert [r.word_id for r in result.records] == ["a01-000u-00-00", "b01-000-00-00"] and result.problems == []
+    assert [r.word_id for r in iam.parse_words_lines(["\ufeff" + GOOD]).records] == ["a01-000u-00-00"]
+
+
+def test_forms_txt_with_a_bom_and_cr_endings_names_every_writer(tmp_path):
+    (tmp_path / "forms.txt").write_bytes(b"\xef\xbb\xbfa01-000u 000 2 prt\rb01-000 001\r")
+    assert iam.read_writers(tmp_path / "forms.txt") == {"a01-000u": "000", "b01-000": "001"}
+
+
+@pytest.mark.parametrize("text", ["\x1b[2J\x1b[31mred", "abc\u202etxt.exe", "a\x00b", "tab\x0bbed", "zero\u200bwidth"])
+def test_control_and_invisible_characters_in_a_transcription_are_a_problem(text):
+    result = iam.parse_words_lines([GOOD, f"a01-000u-00-01 ok 154 507 766 213 48 NN {text}"])
+    assert [r.word_id for r in result.records] == ["a01-000u-00-00"]
+    assert result.problems[0].line_number == 2 and "control or invisible characters" in result.problems[0].reason
+    assert all(c.isprintable() for c in str(result.problems[0]))
+
+
+def test_check_never_prints_a_raw_control_character(make_iam, tmp_path, capsys):
+    lines = [GOOD, "a01-000u-00-01 ok 154 507 766 213 48 NN \x1b[2J\x1b]0;owned\x07", "a01-000u-00-02 ok 1 1 1 1 1 N\u202eN x"]
+    root = make_iam(lines, {"a01-000u-00-00": png_bytes()})
+    iam.main(["check", str(root), "--texts"])
+    captured = capsys.readouterr()
+    printed = captured.out + captured.err
+    assert all(c.isprintable() or c in "\n\t" for c in printed)
+    assert "malformed lines:      2" in captured.out and "\\x1b" in captured.out
+
+
+@pytest.mark.parametrize("word_id", ["a٠1-000u-00-09", "a01-٠٠٠-00-00", "a01-000u-00-0９", "a01-000u-٠٢"])
+def test_ids_take_ascii_digits_only(word_id, tmp_path):
+    assert iam.check_word_id(word_id) is not None
+    result = iam.parse_words_lines([f"{word_id} ok 154 1 1 1 1 NN w"])
+    assert result.records == [] and "IAM's pattern" in result.problems[0].reason
+    (tmp_path / "split.txt").write_text(word_id + "\n", encoding="utf-8")
+    with pytest.raises(iam.SplitFileError, match="is not an IAM form, line or word id"):
+        iam.read_split_file(tmp_path / "split.txt")
+
+
+def test_an_id_is_checked_whole():
+    assert iam.check_word_id("a01-000u-00-00") is None
+    assert iam.check_word_id("a01-000u-00-00\n") is not None  # $ would have let the newline through
+
+
+@pytest.mark.parametrize("field", ["١٥٤", "+154", "1_54", "154.0"])
+def test_gray_level_and_box_take_ascii_integers_only(field):
+    result = iam.parse_words_lines([f"a01-000u-00-00 ok {field} 1 1 1 1 NN w"])
+    assert result.records == [] and "must be integers" in result.problems[0].reason
+
+
+def test_check_refuses_a_negative_show(make_iam, capsys):
+    root = make_iam([GOOD])
+    with pytest.raises(SystemExit) as exit_info:
+        iam.main(["check", str(root), "--show", "-3"])
+    assert exit_info.value.code == 2
+    assert "--show" in capsys.readouterr().err
+
+
+def test_interrupted_generation_folders_are_never_taken_for_a_dataset(make_iam, tmp_path, capsys):
+    data = tmp_path / "data"
+    # An IAM layout inside the partial folder and one in it (words/ and words.txt), and no mini_iam.json.
+    make_iam([GOOD], root=data / "mini-iam-300w-seed42.partial")
+    (data / "mini-iam-300w-seed42.partial" / "words").mkdir()
+    (data / "mini-iam-300w-seed42.partial" / "words.txt").write_text(GOOD + "\n", encoding="utf-8")
+    assert iam.find_datasets(data) == []
+    assert iam.main(["check", str(data)]) == 2
+    assert "*.partial" in capsys.readouterr().err
+    make_iam([GOOD], root=data / "real")
+    assert [layout.root for layout in iam.find_datasets(data)] == [data / "real" / "iam_words"]

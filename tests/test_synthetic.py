@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
+import pathlib
 
 import numpy as np
 import pytest
@@ -196,3 +198,36 @@ def test_realism_passed_to_the_generator_reaches_every_worker_and_the_cache_key(
         synthetic.generate_mini_iam(tmp_path / "plain", words=600, seed=5)
     with pytest.raises(ValueError, match="unknown realism switches"):
         synthetic.generate_mini_iam(tmp_path / "typo", words=600, seed=5, realism={"ruledd": 0.5})
+
+
+# --- Issue 12: the output folder -------------------------------------------------------------
+def test_command_line_into_a_folder_it_cannot_write_is_one_error_line(tmp_path, capsys):
+    in_the_way = tmp_path / "a-file"
+    in_the_way.write_text("not a folder", encoding="utf-8")
+    assert synthetic.main([str(in_the_way / "mini"), "--words", "20"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: cannot write the mini-IAM into ") and str(in_the_way / "mini") in err and err.count("\n") == 1
+
+
+def test_command_line_without_write_permission_is_one_error_line(tmp_path, monkeypatch, capsys):
+    """chmod cannot stop root, who runs some test machines: the folder refuses as the kernel would for a user."""
+    target = tmp_path / "read-only" / "mini"
+    real_mkdir = pathlib.Path.mkdir
+
+    def refusing_mkdir(self, *args, **kwargs):
+        if tmp_path / "read-only" in self.parents:
+            raise PermissionError(errno.EACCES, "Permission denied", str(self))
+        return real_mkdir(self, *args, **kwargs)
+
+    monkeypatch.setattr(pathlib.Path, "mkdir", refusing_mkdir)
+    assert synthetic.main([str(target), "--words", "20"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: cannot write the mini-IAM into {target}: Permission denied") and err.count("\n") == 1
+
+
+def test_a_stale_partial_folder_is_removed_when_the_generator_starts_again(mini):
+    stale = mini.with_name(mini.name + ".partial")
+    (stale / "words").mkdir(parents=True)
+    (stale / "words.txt").write_text("a01-000u-00-00 ok 1 1 1 1 1 NN stale\n", encoding="utf-8")
+    assert synthetic.generate_mini_iam(mini, words=300, seed=5).root == mini  # a cache hit still cleans up
+    assert not stale.exists()

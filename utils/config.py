@@ -5,6 +5,7 @@ Environment overrides (read when called, so a notebook or a test can set them la
 ``HTR_ARTIFACTS_DIR`` moves what the series writes; ``HTR_DOWNLOAD=kaggle`` opts in
 to downloading IAM from Kaggle, into ``HTR_KAGGLE_DIR`` (default data/kaggle); ``HTR_SPLIT_DIR``
 names a folder of split files (a published split); ``HTR_SEED`` changes the seed of everything random.
+A blank value means unset, for every one of them (:func:`env_setting`).
 """
 
 from __future__ import annotations
@@ -20,8 +21,15 @@ TEST_DATA_DIR = REPO_ROOT / "test_data"
 
 
 def display_path(path: Path | str) -> str:
-    """A path as messages show it: relative to the repository when inside it, else absolute."""
-    path = Path(path).resolve()
+    """A path as messages show it: relative to the repository when inside it, else absolute.
+
+    Never raises: a path that cannot be resolved (a symlink loop raises RuntimeError, a
+    missing permission OSError) is shown made absolute but not resolved.
+    """
+    try:
+        path = Path(path).resolve()
+    except (OSError, RuntimeError):
+        path = Path(os.path.abspath(path))
     try:
         return path.relative_to(REPO_ROOT).as_posix()
     except ValueError:
@@ -33,8 +41,9 @@ def artifacts_dir() -> Path:
 
     Quick mode writes to artifacts/quick/, so a test run never replaces a full run's model.
     """
-    if "HTR_ARTIFACTS_DIR" in os.environ:
-        return Path(os.environ["HTR_ARTIFACTS_DIR"])
+    chosen = env_setting("HTR_ARTIFACTS_DIR")
+    if chosen is not None:
+        return Path(chosen)
     return REPO_ROOT / "artifacts" / "quick" if quick_mode() else REPO_ROOT / "artifacts"
 
 
@@ -43,9 +52,36 @@ def quick_mode() -> bool:
     return os.environ.get("HTR_QUICK", "").strip().lower() in {"1", "true", "yes", "on"}
 
 
+class SettingError(ValueError):
+    """An environment setting (``HTR_*``) that cannot be used; the message names it and says what it takes."""
+
+
+def env_setting(name: str) -> str | None:
+    """The value of environment variable ``name`` without surrounding blanks; None when unset or blank.
+
+    Every ``HTR_*`` reader goes through here, so ``HTR_DATA_DIR=" "`` means unset, like an empty value.
+    """
+    value = os.environ.get(name, "").strip()
+    return value or None
+
+
+def data_dir_setting() -> Path | None:
+    """The dataset folder the user chose with ``HTR_DATA_DIR``, or None."""
+    value = env_setting("HTR_DATA_DIR")
+    return Path(value) if value is not None else None
+
+
 def seed() -> int:
-    """The seed of every random choice in the series (``HTR_SEED``, default 42)."""
-    return int(os.environ.get("HTR_SEED", "42"))
+    """The seed of every random choice in the series (``HTR_SEED``, default 42).
+
+    Raises SettingError naming HTR_SEED when it is not a whole number from 0 to MAX_SEED.
+    """
+    value = env_setting("HTR_SEED")
+    if value is None:
+        return 42
+    if not (value.isascii() and value.isdigit()) or int(value) > MAX_SEED:
+        raise SettingError(f"HTR_SEED={value!r} is not a seed: use a whole number from 0 to {MAX_SEED}, or unset it")
+    return int(value)
 
 
 # --- The IAM Handwriting Word Database ----------------------------------------
@@ -250,3 +286,16 @@ LEXICON_MAX_EDIT_FRACTION = 0.25
 MAX_MODEL_BYTES = 500_000_000
 # A .tflite file is first opened and run once in a child process (utils.export.check_tflite_file): this long at most.
 TFLITE_PROBE_SECONDS = 120
+# A model or training backup found damaged (a kill mid-write) is renamed <name>.<DAMAGED_TAG>-<time>: kept.
+DAMAGED_TAG = "damaged"
+# HTR_SEED (config.seed) at most this: numpy's and pandas' RandomState take seeds below 2**32.
+MAX_SEED = 2**32 - 1
+# Pixels (width x height) of an image that any reader accepts, checked from the header before decoding (predict,
+# preprocess.decode_gray, utils.iam's check through Pillow). 8192 x 8192: more than a phone photo of a word needs (48
+# megapixels is 8000 x 6000); decoding an RGBA file takes about 45 bytes a pixel (3.9 GB at 81 megapixels, measured).
+MAX_IMAGE_PIXELS = 2**26
+# Widest CTC beam predict accepts, ten times BEAM_WIDTH: the time grows with the width (one word on a CPU: 0.1 s at
+# 100, 1.2 s at 1000, measured; 98 s at 100000 in issue 12).
+MAX_BEAM_WIDTH = 100
+# A model input whose pixels all lie within this of each other has no ink (transparent, uniform): predict refuses it.
+BLANK_MAX_SPREAD = 2 / 255

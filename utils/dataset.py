@@ -25,8 +25,9 @@ class DownloadError(RuntimeError):
 
 
 def kaggle_dir() -> Path:
-    """Where a Kaggle download goes (``HTR_KAGGLE_DIR``, default data/kaggle)."""
-    return Path(os.environ.get("HTR_KAGGLE_DIR", config.DATA_DIR / "kaggle"))
+    """Where a Kaggle download goes (``HTR_KAGGLE_DIR``, default data/kaggle; blank means unset)."""
+    chosen = config.env_setting("HTR_KAGGLE_DIR")
+    return Path(chosen) if chosen is not None else config.DATA_DIR / "kaggle"
 
 
 MANUAL_HINT = (
@@ -81,13 +82,16 @@ def mini_iam_dir(words: int, seed: int) -> Path:
 
 
 def resolve_dataset(download: bool | None = None, words: int | None = None, verbose: bool = True) -> Resolution:
-    """Pick the dataset: HTR_DATA_DIR, else IAM in data/, else Kaggle (opt-in), else the mini-IAM."""
-    data_dir_env = os.environ.get("HTR_DATA_DIR")
-    if data_dir_env:
+    """Pick the dataset: HTR_DATA_DIR, else IAM in data/, else Kaggle (opt-in), else the mini-IAM.
+
+    A blank HTR_DATA_DIR is unset; folders named ``*.partial`` (an interrupted generation) are never picked.
+    """
+    data_dir_env = config.data_dir_setting()
+    if data_dir_env is not None:
         resolution = Resolution(find_dataset(data_dir_env), "HTR_DATA_DIR", f"HTR_DATA_DIR={data_dir_env}")
     else:
         real = [layout for layout in find_datasets(config.DATA_DIR) if not layout.synthetic]
-        download = os.environ.get("HTR_DOWNLOAD", "").lower() == "kaggle" if download is None else download
+        download = (config.env_setting("HTR_DOWNLOAD") or "").lower() == "kaggle" if download is None else download
         if real:
             resolution = Resolution(real[0], "data", f"IAM was found under {config.display_path(config.DATA_DIR)}/")
         elif download:

@@ -13,8 +13,8 @@ Command line, for checking a download::
 from __future__ import annotations
 
 import argparse
+import codecs
 import hashlib
-import os
 import re
 import sys
 from collections import Counter
@@ -27,17 +27,49 @@ from PIL import Image, UnidentifiedImageError
 
 from utils import config
 
+Image.MAX_IMAGE_PIXELS = config.MAX_IMAGE_PIXELS // 2  # Pillow refuses twice this: config's limit, every reader's
 # a01-000u-00-00: text category and set, form number (+ optional copy letter), line, word.
-WORD_ID_PATTERN = re.compile(r"^[a-z]\d{2}-\d{3}[a-z]?-\d{2}-\d{2}$")
-LINE_ID_PATTERN = re.compile(r"^[a-z]\d{2}-\d{3}[a-z]?-\d{2}$")
-FORM_ID_PATTERN = re.compile(r"^[a-z]\d{2}-\d{3}[a-z]?$")
+# ASCII only ([0-9], not \d, which takes any Unicode digit) and whole strings (\Z: $ allows a final newline).
+WORD_ID_PATTERN = re.compile(r"\A[a-z][0-9]{2}-[0-9]{3}[a-z]?-[0-9]{2}-[0-9]{2}\Z")
+LINE_ID_PATTERN = re.compile(r"\A[a-z][0-9]{2}-[0-9]{3}[a-z]?-[0-9]{2}\Z")
+FORM_ID_PATTERN = re.compile(r"\A[a-z][0-9]{2}-[0-9]{3}[a-z]?\Z")
+INTEGER_PATTERN = re.compile(r"\A-?[0-9]+\Z")  # int() would also take "٣", "+3" and "1_0"
+# words.txt separates fields by spaces (tabs accepted); any other whitespace or control character stays in its
+# field and makes the line a problem, rather than silently splitting or joining words.
+FIELD_SEPARATOR = re.compile(r"[ \t]+")
+LINE_BLANKS = " \t\r\n"
 WORD_STATUSES = ("ok", "err")
 WORDS_FILE_NAMES = ("words.txt", "words_new.txt")
 SYNTHETIC_MARKER = "mini_iam.json"  # written by utils.synthetic beside words.txt
+PARTIAL_SUFFIX = ".partial"  # utils.synthetic writes into <folder>.partial, renamed when complete: never a dataset
+
+
+class DatasetReadError(OSError):
+    """A file of the dataset that exists but cannot be read (permissions, an I/O error); the message names it."""
 
 
 class DatasetNotFoundError(FileNotFoundError):
     """No IAM-like dataset under the folder that was searched."""
+
+
+def _read_bytes(path: Path) -> bytes:
+    """The bytes of a dataset file; DatasetReadError naming it when it exists but cannot be read."""
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise
+    except OSError as error:
+        raise DatasetReadError(f"{config.display_path(path)}: cannot be read ({error.strerror or error})") from error
+
+
+def _lines(data: bytes) -> list[bytes]:
+    """The lines of a text file, whatever its line endings (LF, CRLF or old Mac CR), without a UTF-8 BOM."""
+    return data.removeprefix(codecs.BOM_UTF8).splitlines()  # bytes.splitlines splits on \n, \r and \r\n only
+
+
+def printable(text: str) -> str:
+    """``text`` safe to print on a terminal: control and invisible characters escaped (ESC -> \\x1b)."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
 
 
 # --- Finding the dataset ------------------------------------------------------
@@ -60,7 +92,7 @@ class IamLayout:
 def _layout_at(folder: Path) -> IamLayout | None:
     """The layout rooted at ``folder`` if it holds ``words/`` and a words file, else None."""
     images_dir = folder / "words"
-    if not images_dir.is_dir():
+    if folder.name.endswith(PARTIAL_SUFFIX) or not images_dir.is_dir():
         return None
     # Kaggle: words.txt or words_new.txt beside words/ (or one level up);
     # official download: ascii/words.txt.
@@ -82,13 +114,18 @@ def _layout_at(folder: Path) -> IamLayout | None:
 
 
 def find_datasets(root: Path | str, max_depth: int = 3) -> list[IamLayout]:
-    """Every IAM layout under ``root`` (itself included), shallowest first."""
+    """Every IAM layout under ``root`` (itself included), shallowest first.
+
+    Folders named ``*.partial`` are skipped, and not searched: an interrupted generation leaves one.
+    """
     root = Path(root)
     found: list[IamLayout] = []
     level = [root] if root.is_dir() else []
     for _ in range(max_depth + 1):
         next_level: list[Path] = []
         for folder in level:
+            if folder.name.endswith(PARTIAL_SUFFIX):
+                continue
             layout = _layout_at(folder)
             if layout is not None:
                 found.append(layout)
@@ -109,10 +146,11 @@ def find_dataset(root: Path | str, max_depth: int = 3) -> IamLayout:
     layouts = find_datasets(root, max_depth)
     if not layouts:
         raise DatasetNotFoundError(
-            f"No IAM word dataset found under {Path(root).resolve()} (searched {max_depth} folders deep).\n"
+            f"No IAM word dataset found under {config.display_path(root)} (searched {max_depth} folders deep).\n"
             "Looked for a folder holding words/ (words/a01/a01-000u/a01-000u-00-00.png ...) together with\n"
             "  - words.txt or words_new.txt beside words/ or one level up (Kaggle: iam_words/words + iam_words/words.txt), or\n"
-            "  - ascii/words.txt (the official IAM download)."
+            "  - ascii/words.txt (the official IAM download).\n"
+            f"Folders named *{PARTIAL_SUFFIX} (left by an interrupted generation) are skipped."
         )
     real = [layout for layout in layouts if not layout.synthetic]
     return (real or layouts)[0]
@@ -163,7 +201,7 @@ def check_word_id(word_id: str) -> str | None:
     """Why ``word_id`` is not a valid IAM word id, or None when it is."""
     if "/" in word_id or "\\" in word_id or ".." in word_id or word_id.startswith(("~", ":")):
         return "id could escape the data folder"
-    if not WORD_ID_PATTERN.match(word_id):
+    if not WORD_ID_PATTERN.match(word_id):  # ASCII letters and digits only
         return "id does not match IAM's pattern (like a01-000u-00-00)"
     return None
 
@@ -176,10 +214,10 @@ def image_path(images_dir: Path, word_id: str) -> Path:
 
 def parse_line(line: str, line_number: int, images_dir: Path) -> WordRecord | ParseProblem | None:
     """One line of words.txt: a record, a problem, or None for comments and blank lines."""
-    stripped = line.strip()
+    stripped = line.strip(LINE_BLANKS)
     if not stripped or stripped.startswith("#"):
         return None
-    fields = stripped.split()
+    fields = FIELD_SEPARATOR.split(stripped)
     if len(fields) < 9:
         return ParseProblem(line_number, stripped, f"expected at least 9 fields, found {len(fields)}")
     word_id, status = fields[0], fields[1]
@@ -189,9 +227,16 @@ def parse_line(line: str, line_number: int, images_dir: Path) -> WordRecord | Pa
     if status not in WORD_STATUSES:
         return ParseProblem(line_number, stripped, f"segmentation result must be 'ok' or 'err', not {status!r}")
     try:
+        if not all(INTEGER_PATTERN.match(v) for v in fields[2:7]):
+            raise ValueError
         gray_level, x, y, w, h = (int(v) for v in fields[2:7])
-    except ValueError:
+    except ValueError:  # int() refuses more than 4,300 digits
         return ParseProblem(line_number, stripped, "gray level and bounding box must be integers")
+    text = " ".join(fields[8:])  # a few real transcriptions hold a space
+    for name, value in (("grammatical tag", fields[7]), ("transcription", text)):
+        if not value.isprintable():
+            hidden = "".join(sorted({printable(c) for c in value if not c.isprintable()}))
+            return ParseProblem(line_number, stripped, f"{name} holds control or invisible characters ({hidden})")
     line_id = word_id.rsplit("-", 1)[0]
     return WordRecord(
         word_id=word_id,
@@ -204,7 +249,7 @@ def parse_line(line: str, line_number: int, images_dir: Path) -> WordRecord | Pa
         w=w,
         h=h,
         tag=fields[7],
-        text=" ".join(fields[8:]),  # a few real transcriptions hold a space
+        text=text,
         path=image_path(images_dir, word_id),
         line_number=line_number,
     )
@@ -215,6 +260,7 @@ def parse_words_lines(lines: Iterable[str | bytes], images_dir: Path | str = "wo
 
     A repeated id is kept as a record (its text is still fields 9 onward) and listed in
     ``duplicates``; :meth:`IamDataset.usable` keeps only the first of them for training.
+    A UTF-8 byte order mark at the start of the first line is dropped (Windows editors write one).
     """
     images_dir = Path(images_dir)
     records: list[WordRecord] = []
@@ -228,12 +274,14 @@ def parse_words_lines(lines: Iterable[str | bytes], images_dir: Path | str = "wo
             except UnicodeDecodeError:
                 problems.append(ParseProblem(number, raw.decode("utf-8", "replace").strip(), "not valid UTF-8"))
                 continue
+        if number == 1:
+            raw = raw.removeprefix("\ufeff")
         parsed = parse_line(raw, number, images_dir)
         if isinstance(parsed, ParseProblem):
             problems.append(parsed)
         elif parsed is not None:
             if parsed.word_id in first_seen:
-                duplicates.append(ParseProblem(number, raw.strip(), f"repeats the id of line {first_seen[parsed.word_id]}"))
+                duplicates.append(ParseProblem(number, raw.strip(LINE_BLANKS), f"repeats the id of line {first_seen[parsed.word_id]}"))
             else:
                 first_seen[parsed.word_id] = number
             records.append(parsed)
@@ -241,17 +289,21 @@ def parse_words_lines(lines: Iterable[str | bytes], images_dir: Path | str = "wo
 
 
 def parse_words_file(words_file: Path | str, images_dir: Path | str | None = None) -> ParseResult:
-    """Parse a words.txt; images are looked for in ``images_dir`` (default: words/ beside it)."""
+    """Parse a words.txt; images are looked for in ``images_dir`` (default: words/ beside it).
+
+    LF, CRLF and old Mac CR line endings are read alike. Raises DatasetReadError when the file
+    exists but cannot be read.
+    """
     words_file = Path(words_file)
     images_dir = Path(images_dir) if images_dir is not None else words_file.parent / "words"
-    with open(words_file, "rb") as handle:
-        return parse_words_lines(handle, images_dir, source=str(words_file))
+    return parse_words_lines(_lines(_read_bytes(words_file)), images_dir, source=str(words_file))
 
 
 def read_writers(forms_file: Path | str) -> dict[str, str]:
     """form id -> writer id, from IAM's forms.txt (``a01-000u 000 2 prt 7 5 52 36``)."""
     writers = {}
-    for line in Path(forms_file).read_text(encoding="utf-8", errors="replace").splitlines():
+    for raw in _lines(_read_bytes(Path(forms_file))):
+        line = raw.decode("utf-8", errors="replace")
         fields = line.split()
         if len(fields) >= 2 and not line.startswith("#") and FORM_ID_PATTERN.match(fields[0]):
             writers[fields[0]] = fields[1]
@@ -363,16 +415,26 @@ class SplitFileError(ValueError):
 
 
 def read_split_file(path: Path | str) -> set[str]:
-    """Ids of one split: one form, line or word id per line (first token); '#' starts a comment."""
+    """Ids of one split: one form, line or word id per line (first token); '#' starts a comment.
+
+    UTF-8 with or without a BOM, any line endings. Raises SplitFileError naming the file and line for a
+    line that is not UTF-8 or not an id; an empty file gives an empty set (split_from_files refuses it).
+    """
     path = Path(path)
     ids = set()
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, raw in enumerate(_lines(_read_bytes(path)), start=1):
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise SplitFileError(
+                f"{config.display_path(path)}:{number}: not valid UTF-8 (byte 0x{raw[error.start]:02x} at column {error.start + 1})"
+            ) from None
         token = line.split("#", 1)[0].split()
         if not token:
             continue
         token = token[0]
         if not (WORD_ID_PATTERN.match(token) or LINE_ID_PATTERN.match(token) or FORM_ID_PATTERN.match(token)):
-            raise SplitFileError(f"{path}:{number}: {token!r} is not an IAM form, line or word id")
+            raise SplitFileError(f"{config.display_path(path)}:{number}: {token!r} is not an IAM form, line or word id")
         ids.add(token)
     return ids
 
@@ -381,12 +443,19 @@ def split_from_files(records: Sequence[WordRecord], split_files: dict[str, Path 
     """word id -> split, from files of ids (form, line or word ids, mixed as you like).
 
     A split may come from several files (the IAM line task's two validation sets). Words listed by
-    no file are left out of the result; a word listed by two splits is an error.
+    no file are left out of the result; a word listed by two splits is an error, and so is a split
+    whose files list no id or no id of these words: it would give an empty split (SplitFileError
+    naming its files).
     """
     listed: dict[str, set[str]] = {}
+    shown: dict[str, str] = {}
     for name, paths in split_files.items():
         paths = [paths] if isinstance(paths, (str, Path)) else paths
         listed[name] = set().union(*(read_split_file(path) for path in paths))
+        shown[name] = " + ".join(config.display_path(path) for path in paths)
+    empty = [f"{shown[name]} lists no id" for name, ids in listed.items() if not ids]
+    if empty:
+        raise SplitFileError(f"empty split file: {'; '.join(empty)} (one form, line or word id per line)")
     assignment: dict[str, str] = {}
     for record in records:
         keys = (record.word_id, record.line_id, record.form_id)
@@ -398,6 +467,14 @@ def split_from_files(records: Sequence[WordRecord], split_files: dict[str, Path 
             )
         if matches:
             assignment[record.word_id] = matches[0]
+    unmatched = [name for name in listed if name not in set(assignment.values())]
+    if unmatched:
+        raise SplitFileError(
+            "no word is in the "
+            + "; ".join(f"{name} split: none of the {len(listed[name])} ids in {shown[name]} (like {min(listed[name])}) "
+                        "is the id of a listed word, its line or its form" for name in unmatched)
+            + " (split files made for another dataset?)"
+        )
     return assignment
 
 
@@ -422,9 +499,9 @@ def split_files_in(folder: Path | str) -> dict[str, list[Path]]:
 
 
 def split_dir_setting() -> Path | None:
-    """The split folder the user chose with ``HTR_SPLIT_DIR``, or None."""
-    value = os.environ.get("HTR_SPLIT_DIR", "").strip()
-    return Path(value) if value else None
+    """The split folder the user chose with ``HTR_SPLIT_DIR``, or None (unset or blank)."""
+    value = config.env_setting("HTR_SPLIT_DIR")
+    return Path(value) if value is not None else None
 
 
 # --- Loading, all in one --------------------------------------------------------
@@ -450,6 +527,11 @@ class IamDataset:
             if r.status in statuses and r.word_id not in bad and r.word_id in self.splits and r.line_number not in repeated
         ]
 
+    def empty_splits(self, statuses: Sequence[str] = config.TRAIN_STATUSES) -> list[str]:
+        """The splits (of ``config.SPLITS``) without one usable word: nothing to train or measure on."""
+        used = Counter(self.splits[r.word_id] for r in self.usable(statuses))
+        return [name for name in config.SPLITS if not used[name]]
+
 
 def load_iam(
     root: Path | str,
@@ -461,6 +543,8 @@ def load_iam(
 
     The split comes from ``split_dir`` if given (default: ``HTR_SPLIT_DIR``), else from the dataset's own
     splits/ folder, else from :func:`split_by_group` (by writer when forms.txt names them, else by form).
+    Raises DatasetNotFoundError, DatasetReadError (a file that cannot be read) or SplitFileError (a split
+    file that is not usable, an empty split included), each naming the file.
     """
     layout = find_dataset(root)
     parsed = parse_words_file(layout.words_file, layout.images_dir)
@@ -524,8 +608,8 @@ def check_report(dataset: IamDataset, limit: int = 20) -> str:
         f"(empty {counts['empty']}, unreadable {counts['unreadable']})",
         f"  degenerate (<2 px): {counts['degenerate']}",
         f"distinct characters:  {len(chars)}",
-        f"  set:                {''.join(chars)}",
-        f"  outside IAM's 78:   {''.join(c for c in chars if c not in config.IAM_CHARSET) or 'none'}",
+        f"  set:                {printable(''.join(chars))}",
+        f"  outside IAM's 78:   {printable(''.join(c for c in chars if c not in config.IAM_CHARSET)) or 'none'}",
         f"longest transcription: {longest.text!r} ({len(longest.text)} characters, {longest.word_id})" if longest else "longest transcription: none",
         f"split:                {dataset.split_method}",
     ]
@@ -545,25 +629,38 @@ def check_report(dataset: IamDataset, limit: int = 20) -> str:
     return "\n".join(lines)
 
 
+def _count(value: str) -> int:
+    """argparse type of a count: a whole number, 0 or more."""
+    if not (value.isascii() and value.isdigit()):
+        raise argparse.ArgumentTypeError(f"{value!r} is not a count (a whole number, 0 or more)")
+    return int(value)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """``check``: 0 when the dataset is usable, 1 when a split has no usable word (warned on stderr),
+    2 when nothing could be checked (no dataset, a file that cannot be read, an unusable split file)."""
     parser = argparse.ArgumentParser(prog="python -m utils.iam", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     check = commands.add_parser("check", help="parse and validate an IAM download, and report")
     check.add_argument("directory", type=Path, help="folder holding the dataset (searched 3 levels deep)")
-    check.add_argument("--show", type=int, default=20, help="how many problems of each kind to list")
+    check.add_argument("--show", type=_count, default=20, help="how many problems of each kind to list")
     check.add_argument("--texts", action="store_true", help="also list every word id with its text")
     args = parser.parse_args(argv)
     try:
         dataset = load_iam(args.directory)
-    except (DatasetNotFoundError, SplitFileError) as error:
+    except (DatasetNotFoundError, DatasetReadError, SplitFileError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(check_report(dataset, args.show))
     if args.texts:
         print("\nTexts:")
         for record in dataset.records:
-            print(f"  {record.word_id}\t{record.status}\t{record.text}")
-    return 0
+            print(f"  {record.word_id}\t{record.status}\t{printable(record.text)}")
+    empty = dataset.empty_splits()
+    for name in empty:
+        print(f"warning: the {name} split has no usable word (status {'/'.join(config.TRAIN_STATUSES)}, a readable image): "
+              f"the series cannot train or measure on this dataset as it is split ({dataset.split_method})", file=sys.stderr)
+    return 1 if empty else 0
 
 
 if __name__ == "__main__":

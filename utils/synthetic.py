@@ -33,7 +33,7 @@ import numpy as np
 from PIL import ImageFont, features
 
 from utils import config
-from utils.iam import SYNTHETIC_MARKER, IamLayout, find_dataset, image_path
+from utils.iam import PARTIAL_SUFFIX, SYNTHETIC_MARKER, IamLayout, find_dataset, image_path
 
 GENERATOR_VERSION = 2  # bump when the output for a given seed changes
 WORDS_PER_LINE = (3, 9)
@@ -483,9 +483,13 @@ def generate_mini_iam(
 
     ``realism`` overrides ``config.SYNTHETIC_REALISM`` (``bench/realism.py`` turns switches off).
     An existing mini-IAM made with the same parameters is reused (a cache); any other
-    non-empty folder is left untouched and raises FileExistsError.
+    non-empty folder is left untouched and raises FileExistsError. It is written into
+    ``<out_dir>.partial`` and renamed when complete: a partial folder left by an interrupted run is
+    removed when the generator starts again (dataset discovery skips it meanwhile). A folder that
+    cannot be written raises OSError naming it.
     """
     out_dir = Path(out_dir)
+    partial = out_dir.with_name(out_dir.name + PARTIAL_SUFFIX)
     realism = dict(config.SYNTHETIC_REALISM if realism is None else realism)
     unknown = set(realism) - set(config.SYNTHETIC_REALISM)
     if unknown:
@@ -495,6 +499,10 @@ def generate_mini_iam(
     marker = out_dir / SYNTHETIC_MARKER
     if marker.is_file():
         if json.loads(marker.read_text(encoding="utf-8")).get("params") == params:
+            try:
+                _remove_partial(partial)  # left by an interrupted run of another process: out_dir is complete
+            except OSError:
+                pass  # the cache is usable whatever is beside it
             return find_dataset(out_dir, max_depth=0)
         raise FileExistsError(f"{out_dir} holds a mini-IAM made with other parameters ({marker}); choose another folder")
     if out_dir.exists() and any(out_dir.iterdir()):
@@ -504,10 +512,12 @@ def generate_mini_iam(
 
     styles = make_writers(seed, writers)
     plan, form_writer = _plan(words, styles, seed, err_fraction)
-    partial = out_dir.with_name(out_dir.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
     images_dir = partial / "words"
-    images_dir.mkdir(parents=True)
+    try:
+        _remove_partial(partial)
+        images_dir.mkdir(parents=True)
+    except OSError as error:
+        raise OSError(f"cannot write the mini-IAM into {out_dir}: {error.strerror or error} ({error.filename or partial})") from error
 
     workers = workers or min(os.cpu_count() or 1, 8)
     chunks = [plan[i : i + 250] for i in range(0, len(plan), 250)]
@@ -555,6 +565,14 @@ def generate_mini_iam(
     return find_dataset(out_dir, max_depth=0)
 
 
+def _remove_partial(partial: Path) -> None:
+    """Remove ``<out_dir>.partial``, what an interrupted generation leaves (OSError when it cannot)."""
+    if partial.is_symlink() or partial.is_file():
+        partial.unlink()
+    elif partial.exists():
+        shutil.rmtree(partial)
+
+
 # A rehearsal of the real thing: IAM's word count, writer count and share of "err" rows. The writers
 # cycle through the fonts, each with a style of its own; a font's writers all share its split.
 IAM_SIZE = {"words": config.IAM_WORD_COUNT, "writers": config.IAM_WRITERS, "err_fraction": config.IAM_ERR_FRACTION}
@@ -574,7 +592,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     start = time.perf_counter()
     try:
         layout = generate_mini_iam(args.directory, args.words, args.seed, args.writers, args.err_fraction)
-    except (FileExistsError, ValueError) as error:
+    except (OSError, ValueError) as error:  # a folder in use or not writable, a bad option: one line, nothing written
         print(f"error: {error}", file=sys.stderr)
         return 2
     seconds = time.perf_counter() - start
