@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import csv
+import os
+import struct
+import subprocess
+import sys
+import zlib
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageOps
 
 from utils import config
 from utils.encoding import Vocabulary
@@ -142,3 +147,118 @@ def test_a_missing_shipped_model_is_named_with_the_command_that_trains_it(monkey
     monkeypatch.setattr(config, "SHIPPED_MODEL", tmp_path / "crnn.keras")
     assert main(["x.png", "--model", str(tmp_path / "crnn.keras")]) == 2
     assert "python -m utils.pretrain trains it" in capsys.readouterr().err
+
+
+# --- Limits on input and awkward images (issue 12) ------------------------------------------------------
+def png_header_only(width: int, height: int) -> bytes:
+    """A PNG whose header claims ``width`` x ``height`` gray pixels but whose data holds one row."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(bytes(1 + width))) + chunk(b"IEND", b"")
+
+
+def shipped_reading(paths):
+    """What the shipped model reads from each path (None where it refuses the file)."""
+    model, vocabulary = load_reader(config.SHIPPED_MODEL)
+    return [p.text for p in predict_images(model, paths, vocabulary)]
+
+
+def test_an_image_over_the_pixel_limit_is_refused_and_the_others_are_read(saved_model, files, tmp_path, monkeypatch, capsys):
+    bomb = tmp_path / "bomb.png"  # 20000 x 20000 in 0.2 KB: decoding it took 57 s and 8.9 GB
+    bomb.write_bytes(png_header_only(20000, 20000))
+    model, vocabulary = load_reader(saved_model)
+    predictions = predict_images(model, [files["png"], bomb, files["jpeg"]], vocabulary)
+    assert [p.ok for p in predictions] == [True, False, True]
+    assert predictions[1].error.startswith("too large: 400,000,000 pixels, more than the limit of ")
+    assert predictions[1].error.endswith(f" {config.MAX_IMAGE_PIXELS:,} (config.MAX_IMAGE_PIXELS)")
+    monkeypatch.setattr(config, "MAX_IMAGE_PIXELS", 3000, raising=False)  # the 90 x 30 words fit; 100 x 40 does not
+    large = tmp_path / "large.png"
+    Image.fromarray(np.full((40, 100), 200, np.uint8)).save(large)
+    predictions = predict_images(model, [files["png"], large, np.full((40, 100), 200, np.uint8)], vocabulary)
+    assert predictions[0].ok
+    assert predictions[1].error == "too large: 100 x 40 pixels (4,000), more than the limit of 3,000 (config.MAX_IMAGE_PIXELS)"
+    assert predictions[2].error == predictions[1].error
+    assert main([str(files["png"]), str(large), "--model", str(saved_model)]) == 1
+    assert f"{large}: too large: 100 x 40 pixels" in capsys.readouterr().err
+
+
+def test_an_image_without_ink_is_named_blank(saved_model, files, tmp_path):
+    transparent, uniform = tmp_path / "transparent.png", tmp_path / "uniform.jpg"
+    Image.fromarray(np.zeros((30, 90, 4), np.uint8)).save(transparent)  # fully transparent: white paper, nothing on it
+    Image.fromarray(np.full((30, 90, 3), 140, np.uint8)).save(uniform)
+    model, vocabulary = load_reader(saved_model)
+    predictions = predict_images(model, [transparent, files["png"], uniform, np.full((30, 90), 0.5)], vocabulary)
+    blank = "blank image: no ink found"
+    assert [p.error for p in predictions] == [blank, None, blank, blank]
+
+
+def test_an_inverted_image_is_read_like_the_original(tmp_path):
+    original = config.TEST_DATA_DIR / "10_gray_png.png"  # "small", which the shipped model reads right
+    inverted = tmp_path / "blackboard.png"
+    ImageOps.invert(Image.open(original).convert("L")).save(inverted)
+    readings = shipped_reading([original, inverted])
+    assert readings[1] == readings[0] == "small"
+
+
+def test_a_phone_photo_turned_by_its_exif_tag_is_read_upright(tmp_path):
+    original = config.TEST_DATA_DIR / "10_gray_png.png"
+    exif = Image.Exif()
+    exif[0x0112] = 8  # the camera was held turned: the pixels lie sideways, the tag says turn them back
+    photo = tmp_path / "phone.jpg"
+    Image.open(original).convert("RGB").transpose(Image.Transpose.ROTATE_270).save(photo, exif=exif, quality=95)
+    assert shipped_reading([original, photo]) == ["small", "small"]
+
+
+def test_webp_is_read_like_png(tmp_path):
+    original = config.TEST_DATA_DIR / "10_gray_png.png"
+    webp = tmp_path / "word.webp"
+    Image.open(original).save(webp, lossless=True)
+    assert shipped_reading([original, webp]) == ["small", "small"]
+
+
+@pytest.mark.parametrize("width", ["0", "-3", "101", "100000"])
+def test_a_beam_width_outside_its_range_is_a_usage_error(saved_model, files, capsys, width):
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(files["png"]), "--model", str(saved_model), "--beam", width])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "argument --beam" in err and f"{width} is outside 1 to {config.MAX_BEAM_WIDTH}" in err
+
+
+def test_the_api_refuses_the_same_beam_widths_and_takes_the_widest(saved_model, files):
+    model, vocabulary = load_reader(saved_model)
+    for width in (0, -1):
+        with pytest.raises(ValueError, match="beam width"):
+            predict_images(model, [files["png"]], vocabulary, beam_width=width)
+    with pytest.raises(ValueError, match="beam width"):
+        predict_images(model, [files["png"]], vocabulary, beam_width=config.MAX_BEAM_WIDTH + 1)
+    assert main([str(files["png"]), "--model", str(saved_model), "--beam", str(config.MAX_BEAM_WIDTH)]) == 0
+
+
+def test_a_name_with_a_tab_or_newline_is_printed_escaped(saved_model, files, tmp_path, capsys):
+    tab, newline = tmp_path / "two\twords.png", tmp_path / "two\nlines.png"
+    tab.write_bytes(files["png"].read_bytes())
+    newline.write_bytes(files["png"].read_bytes())
+    assert main([str(tab), str(files["png"]), str(newline), "--model", str(saved_model)]) == 0
+    lines = capsys.readouterr().out.split("\n")[:-1]
+    assert len(lines) == 3 and all(line.count("\t") == 1 for line in lines)
+    assert [line.split("\t")[0] for line in lines] == [repr(str(tab)), str(files["png"]), repr(str(newline))]
+
+
+def test_an_unreadable_image_gets_one_line_on_stderr_and_no_tensorflow_log(saved_model, files, tmp_path):
+    truncated = tmp_path / "truncated.png"  # Pillow reads its header; TensorFlow's decoder fails on its data
+    data = files["png"].read_bytes()
+    truncated.write_bytes(data[: len(data) // 2])
+    environment = {key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"}
+    result = subprocess.run(
+        [sys.executable, "-m", "utils.predict", str(truncated), str(files["png"]), "--model", str(saved_model)],
+        cwd=config.REPO_ROOT, env=environment, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 1, result.stderr
+    assert "local_rendezvous" not in result.stderr and "Traceback" not in result.stderr
+    named = [line for line in result.stderr.splitlines() if "truncated.png" in line]
+    assert len(named) == 1 and named[0].startswith(f"{truncated}: not a readable image (")
+    assert result.stdout.startswith(f"{files['png']}\t")

@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import io
+import struct
+import zlib
 
 import cv2
 import numpy as np
 import pytest
 import tensorflow as tf
-from PIL import Image
+from PIL import Image, ImageOps
 
-from utils import config
+from utils import config, iam, preprocess
 from utils.preprocess import (
     augment_batch,
     decode_gray,
     load_image,
     normalize_contrast,
+    read_gray,
     percentile,
     preprocess_image,
     resize_keep_aspect,
@@ -137,8 +140,124 @@ def test_jpeg_colour_and_gray_decode_to_one_channel():
 
 
 def test_garbage_bytes_raise():
-    with pytest.raises(tf.errors.InvalidArgumentError):
+    with pytest.raises(ValueError, match="not a readable image"):
         decode_gray(b"not an image")
+
+
+def written_word(height: int = 24, width: int = 60) -> np.ndarray:
+    """uint8 [H, W]: light paper with an asymmetric dark 'word' (a bar, a stem at its left), so any turn or flip shows."""
+    array = np.full((height, width), 230, np.uint8)
+    array[height // 2 : height // 2 + 4, 6 : width - 6] = 25
+    array[4 : height // 2, 6:10] = 25
+    return array
+
+
+def bmp_32_bit_without_alpha(gray: np.ndarray) -> bytes:
+    """A 32-bit BMP (BI_RGB) as Windows writes them: the fourth byte of each pixel is unused and 0."""
+    pixels = np.zeros(gray.shape + (4,), np.uint8)
+    pixels[..., :3] = gray[..., None]
+    rows = pixels[::-1].tobytes()  # bottom row first
+    info = struct.pack("<IiiHHIIiiII", 40, gray.shape[1], gray.shape[0], 1, 32, 0, len(rows), 2835, 2835, 0, 0)
+    return b"BM" + struct.pack("<IHHI", 14 + len(info) + len(rows), 0, 0, 14 + len(info)) + info + rows
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    """A PNG whose header claims ``width`` x ``height`` gray pixels but whose data holds one row: small, and
+    only a decoder that trusts the header before reading the data can tell its size without a struggle."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    one_row = zlib.compress(bytes(1 + width))
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", one_row) + chunk(b"IEND", b"")
+
+
+FORMATS = {  # name: (Pillow format, Pillow mode) of each kind of file decode_gray's docstring lists
+    "png-gray": ("PNG", "L"),
+    "png-rgba": ("PNG", "RGBA"),
+    "jpeg-gray": ("JPEG", "L"),
+    "jpeg-rgb": ("JPEG", "RGB"),
+    "bmp-1-bit": ("BMP", "1"),
+    "bmp-gray": ("BMP", "L"),
+    "bmp-rgb": ("BMP", "RGB"),
+    "gif": ("GIF", "P"),
+    "webp-rgb": ("WEBP", "RGB"),
+    "webp-rgba": ("WEBP", "RGBA"),
+    "webp-lossless": ("WEBP", "L"),
+}
+
+
+@pytest.mark.parametrize("name", FORMATS)
+def test_every_listed_format_is_read_from_a_file(tmp_path, name):
+    file_format, mode = FORMATS[name]
+    word_image = written_word()
+    path = tmp_path / f"word.{file_format.lower()}"
+    Image.fromarray(word_image).convert(mode).save(path, format=file_format, **({"lossless": True} if name == "webp-lossless" else {}))
+    gray = read_gray(path).numpy()[..., 0]
+    assert gray.shape == word_image.shape
+    ink, paper = word_image < 128, word_image >= 128
+    assert gray[ink].mean() < 0.25 and gray[paper].mean() > 0.75, f"{name}: ink {gray[ink].mean():.2f}, paper {gray[paper].mean():.2f}"
+    assert load_image(str(path)).shape == (config.IMAGE_HEIGHT, config.IMAGE_WIDTH, 1)
+
+
+def test_a_32_bit_bmp_is_not_taken_for_transparent(tmp_path):
+    # TensorFlow reads the unused fourth byte as alpha 0: the whole word would vanish into white paper.
+    word_image = written_word()
+    gray = decode_gray(bmp_32_bit_without_alpha(word_image)).numpy()[..., 0]
+    np.testing.assert_allclose(gray, word_image / 255.0, atol=1 / 255)
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_exif_orientation_is_applied_as_pillow_does(tmp_path, orientation):
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    path = tmp_path / "photo.png"
+    Image.fromarray(written_word()).save(path, exif=exif)
+    expected = np.asarray(ImageOps.exif_transpose(Image.open(path)), np.float32) / 255.0
+    np.testing.assert_allclose(read_gray(path).numpy()[..., 0], expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("file_format, orientation", [("JPEG", 8), ("JPEG", 6), ("WEBP", 3)])
+def test_a_phone_photo_is_turned_upright(tmp_path, file_format, orientation):
+    # A word photographed with the phone turned: its pixels lie sideways and the EXIF tag says how to turn them.
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    upright = written_word()
+    turn = {8: Image.Transpose.ROTATE_270, 6: Image.Transpose.ROTATE_90, 3: Image.Transpose.ROTATE_180}[orientation]
+    path = tmp_path / f"photo.{file_format.lower()}"
+    Image.fromarray(upright).transpose(turn).save(path, format=file_format, exif=exif, quality=95)
+    gray = read_gray(path).numpy()[..., 0]
+    assert gray.shape == upright.shape
+    assert np.abs(gray - upright / 255.0).mean() < 0.03
+
+
+def test_an_image_over_the_pixel_limit_is_refused_from_its_header():
+    # 20000 x 20000 took 57 s and 8.9 GB to decode; the header alone says it is too large.
+    data = png_header_only(20000, 20000)
+    with pytest.raises(ValueError, match="too large: 400,000,000 pixels, more than the limit of ") as refusal:
+        decode_gray(data)
+    assert f"limit of {config.MAX_IMAGE_PIXELS:,} (config.MAX_IMAGE_PIXELS)" in str(refusal.value)
+    in_graph = tf.data.Dataset.from_tensors(tf.constant(data)).map(decode_gray)  # the training pipeline's way
+    with pytest.raises(tf.errors.InvalidArgumentError, match="too large: 400,000,000 pixels"):
+        list(in_graph)
+
+
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")  # Pillow warns from half utils.iam's limit
+def test_every_reader_keeps_the_same_pixel_limit(tmp_path):
+    # utils.iam's check (Pillow) refuses what the decoder refuses, so training never meets a file it cannot read.
+    side = int(config.MAX_IMAGE_PIXELS**0.5)
+    assert side * side == config.MAX_IMAGE_PIXELS
+    at_limit, over = tmp_path / "at_limit.png", tmp_path / "over.png"
+    at_limit.write_bytes(png_header_only(side, side))
+    over.write_bytes(png_header_only(side + 1, side))
+    assert preprocess.image_header(at_limit.read_bytes())[:2] == (side, side)
+    with pytest.raises(ValueError, match="too large"):
+        preprocess.image_header(over.read_bytes())
+    _, kind, detail = iam.inspect_image(over)
+    assert kind == "unreadable" and "DecompressionBombError" in detail
+    _, kind, detail = iam.inspect_image(at_limit)  # Pillow may call its one row of pixels truncated, but not too large
+    assert "DecompressionBomb" not in detail
 
 
 # --- Contrast ----------------------------------------------------------------------------------
@@ -159,6 +278,42 @@ def test_gray_level_whitens_everything_lighter_than_it():
     assert out[0, 0, 0] == pytest.approx(1.0) and out[15, 5, 0] == pytest.approx(0.0, abs=0.01)
     binary = normalize_contrast(smudge, gray_level=int(0.4 * 255), mode="binarize").numpy()
     assert set(np.unique(binary)) == {0.0, 1.0}
+
+
+def cv2_word(text: str = "small", paper: int = 235, ink: int = 25) -> np.ndarray:
+    """uint8 [H, W]: a word drawn with OpenCV, dark on light."""
+    image = np.full((48, 150), paper, np.uint8)
+    cv2.putText(image, text, (8, 34), cv2.FONT_HERSHEY_SIMPLEX, 1.1, int(ink), 3, cv2.LINE_AA)
+    return image
+
+
+@pytest.mark.parametrize("ground, chalk", [(0.0, 1.0), (0.15, 0.85), (0.3, 0.6)], ids=["black", "blackboard", "dim"])
+def test_light_ink_on_a_dark_ground_is_read_like_dark_ink_on_paper(ground, chalk):
+    dark_on_light = cv2_word() / 255.0
+    light_on_dark = ground + (chalk - ground) * (1.0 - (dark_on_light - dark_on_light.min()) / np.ptp(dark_on_light))
+    expected = preprocess_image(tf.constant(dark_on_light[..., None], tf.float32)).numpy()
+    out = preprocess_image(tf.constant(light_on_dark[..., None], tf.float32)).numpy()
+    assert np.abs(out - expected).mean() < 0.02 and ink_box(out) == ink_box(expected)
+
+
+@pytest.mark.parametrize("paper, ink", [(0.92, 0.1), (0.35, 0.08), (0.55, 0.3)], ids=["scan", "dim-photo", "grey-paper"])
+def test_dark_ink_on_paper_is_never_inverted(paper, ink):
+    image = cv2_word(paper=int(paper * 255), ink=int(ink * 255)) / 255.0
+    glare = image.copy()
+    glare[:6, :40] = 1.0  # a bright reflection in a corner of a dim photo
+    shadow = np.where(np.arange(48)[:, None] < 18, np.minimum(1.0, image + 0.4), image)  # light paper above a shadow's edge
+    for gray in (image, glare, shadow):
+        out = preprocess_image(tf.constant(gray[..., None], tf.float32)).numpy()
+        assert out[0, 0, 0] > 0.9 and out.min() < 0.1, "paper must stay white and the ink dark"
+
+
+def test_the_committed_test_images_stay_as_they_are_and_their_inversions_are_turned_back():
+    paths = sorted(config.TEST_DATA_DIR.glob("*.png")) + sorted(config.TEST_DATA_DIR.glob("*.jpg"))
+    assert len(paths) >= 30
+    for path in paths:  # scans, photos, ruled paper, transparent PNGs, real handwriting (DHSD)
+        gray = read_gray(path)
+        np.testing.assert_array_equal(preprocess.dark_ink(gray), gray, err_msg=path.name)
+        np.testing.assert_allclose(preprocess.dark_ink(1.0 - gray), gray, atol=1e-6, err_msg=path.name)
 
 
 def test_blank_image_stays_blank():

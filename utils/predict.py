@@ -6,27 +6,34 @@ Without ``--model`` it reads with the model the series ships, ``models/crnn.kera
 synthetic mini-IAM, then fine-tuned on real handwriting: ``models/README.md``). The model may also be
 a TensorFlow Lite file written by ``utils.export`` (``--model .../model.tflite``).
 
-Prints ``path<TAB>text`` for each image, in order. Images go through exactly the preprocessing of
-training (``preprocess.load_image``), so any size, PNG or JPEG, gray or colour works. A file that
-cannot be read is reported on stderr with the reason, and the others are still read; the exit
-status is then 1. The model's vocabulary is the ``vocabulary.txt`` saved beside it by training.
+Prints ``path<TAB>text`` for each image, in order; a path with a tab, a newline or another
+unprintable character is printed as a Python string literal (``'a\\tb.png'``), so each line stays
+one path and one text. Images go through exactly the preprocessing of training
+(``preprocess.load_image``): any size up to ``config.MAX_IMAGE_PIXELS`` pixels, PNG, JPEG, BMP,
+GIF or WebP, gray or colour, turned upright by a photo's EXIF orientation, light ink on a dark ground
+inverted. A file that cannot be read, or that holds no ink, is reported on stderr with the reason,
+and the others are still read; the exit status is then 1. ``--beam`` takes 1 to
+``config.MAX_BEAM_WIDTH``. The model's vocabulary is the ``vocabulary.txt`` saved beside it by training.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from utils.setup import import_tensorflow_quietly
+from utils.setup import import_tensorflow_quietly, native_stderr_muted
 
 import_tensorflow_quietly()  # before TensorFlow prints its start-up notices on the command line
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from PIL import Image  # noqa: E402
 
 from utils import config  # noqa: E402
 from utils.decoding import Lexicon, decode  # noqa: E402
@@ -37,6 +44,8 @@ from utils.preprocess import load_image, preprocess_image, to_gray  # noqa: E402
 
 VOCABULARY_BESIDE_MODEL = "vocabulary.txt"
 NOT_IMAGES = {".csv", ".md", ".txt", ".json"}  # what a glob such as test_data/* also matches
+BLANK = "blank image: no ink found"
+_TF_NOISE = re.compile(r"\{\{function_node [^}]*\}\}\s*|\s*\[Op:\w+\].*$")  # TensorFlow's node and op names
 
 
 @dataclass
@@ -77,39 +86,89 @@ def load_reader(model_path: Path | str, vocabulary_path: Path | str | None = Non
 
 
 def _array_to_gray(array: np.ndarray) -> tf.Tensor:
-    """An image array (uint8, uint16 or float in [0, 1]; 2-D, or 1 to 4 channels) -> float [H, W, 1]."""
+    """An image array (uint8, uint16 or float in [0, 1]; 2-D, or 1 to 4 channels) -> float [H, W, 1].
+
+    Raises ValueError naming what is wrong: the shape, the pixel type, values out of range (NaN
+    included), or more than ``config.MAX_IMAGE_PIXELS`` pixels, the limit of every reader.
+    """
     array = np.asarray(array)
     if array.ndim == 2:
         array = array[..., None]
     if array.ndim != 3 or not 1 <= array.shape[-1] <= 4 or min(array.shape[:2]) < 1:
         raise ValueError(f"expected an image of shape [H, W] or [H, W, 1-4], got {array.shape}")
+    height, width = array.shape[:2]
+    if height * width > config.MAX_IMAGE_PIXELS:
+        raise ValueError(
+            f"too large: {width} x {height} pixels ({width * height:,}), "
+            f"more than the limit of {config.MAX_IMAGE_PIXELS:,} (config.MAX_IMAGE_PIXELS)"
+        )
     if array.dtype == np.uint8:
         scaled = array / 255.0
     elif array.dtype == np.uint16:
         scaled = array / 65535.0
     elif np.issubdtype(array.dtype, np.floating):
-        if array.size and (array.min() < 0 or array.max() > 1):
+        if not np.isfinite(array).all():
+            raise ValueError("a float image must be in [0, 1], got NaN or infinity")
+        if array.min() < 0 or array.max() > 1:
             raise ValueError(f"a float image must be in [0, 1], got {array.min():.3g} to {array.max():.3g}")
         scaled = array
     else:
-        raise ValueError(f"unsupported pixel type {array.dtype}")
+        raise ValueError(f"unsupported pixel type {array.dtype}: expected uint8, uint16 or float in [0, 1]")
     return to_gray(scaled.astype(np.float32))
 
 
-def _prepare(item: str | Path | np.ndarray) -> tf.Tensor:
-    """One model input [64, 128, 1] from a file path or an array; raises ValueError naming the problem."""
-    if isinstance(item, np.ndarray):
-        return preprocess_image(_array_to_gray(item))
-    path = Path(item)
-    if not path.is_file():
-        raise ValueError("no such file")
-    if path.stat().st_size == 0:
-        raise ValueError("the file is empty")
+def _read_file(path: Path) -> tf.Tensor:
+    """The model input of one image file; ValueError with TensorFlow's reason when it cannot be decoded.
+
+    TensorFlow's own log line about the failed op (``local_rendezvous``) is kept off stderr, and so is
+    Pillow's warning about a large image: the limit check that follows says it in one line.
+    """
     try:
-        return load_image(str(path))
+        with native_stderr_muted(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            return load_image(str(path))
     except tf.errors.OpError as error:
-        message = error.message.splitlines()[0] if error.message else type(error).__name__
-        raise ValueError(f"not a readable image ({message})") from None
+        message = _TF_NOISE.sub("", error.message.splitlines()[0]) if error.message else type(error).__name__
+        raise ValueError(f"not a readable image ({message.strip() or type(error).__name__})") from None
+
+
+def _prepare(item: str | Path | np.ndarray) -> tf.Tensor:
+    """One model input [64, 128, 1] from a file path or an array; raises ValueError naming the problem.
+
+    An image without ink (fully transparent, or one colour) is refused as blank: the model would read
+    something from nothing.
+    """
+    if isinstance(item, np.ndarray):
+        image = preprocess_image(_array_to_gray(item))
+    else:
+        path = Path(item)
+        if not path.is_file():
+            raise ValueError("no such file")
+        if path.stat().st_size == 0:
+            raise ValueError("the file is empty")
+        image = _read_file(path)
+    if float(tf.reduce_max(image) - tf.reduce_min(image)) <= config.BLANK_MAX_SPREAD:
+        raise ValueError(BLANK)
+    return image
+
+
+def _printable(source: str) -> str:
+    """``source`` as it is, or as a Python string literal (``repr``) where a tab, a newline or another
+    unprintable character would garble the line, or where a leading quote would make it look like one."""
+    return source if source.isprintable() and not source.startswith(("'", '"')) else repr(source)
+
+
+def _beam_width(text: str) -> int:
+    """``--beam``'s value: an integer from 1 to ``config.MAX_BEAM_WIDTH`` (argparse reports anything else)."""
+    try:
+        width = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 1 <= width <= config.MAX_BEAM_WIDTH:
+        raise argparse.ArgumentTypeError(
+            f"{width} is outside 1 to {config.MAX_BEAM_WIDTH} (config.MAX_BEAM_WIDTH; 1 is greedy, {config.BEAM_WIDTH} is usual)"
+        )
+    return width
 
 
 def predict_images(
@@ -120,7 +179,12 @@ def predict_images(
     lexicon: Lexicon | None = None,
     batch_size: int = config.BATCH_SIZE,
 ) -> list[Prediction]:
-    """Read each image (a path or an array); a bad one gets its error and the rest go on. Order is kept."""
+    """Read each image (a path or an array); a bad one gets its error and the rest go on. Order is kept.
+
+    ``beam_width``: None for greedy decoding, else 1 to ``config.MAX_BEAM_WIDTH`` (ValueError otherwise).
+    """
+    if beam_width is not None and not 1 <= beam_width <= config.MAX_BEAM_WIDTH:
+        raise ValueError(f"beam width {beam_width}: expected 1 to {config.MAX_BEAM_WIDTH} (config.MAX_BEAM_WIDTH), or None for greedy")
     results: list[Prediction] = []
     ready: list[tuple[int, tf.Tensor]] = []
     for index, item in enumerate(items):
@@ -147,7 +211,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--model", type=Path, default=config.SHIPPED_MODEL,
                         help=f"a .keras model saved by training, or an exported .tflite (default: {config.display_path(config.SHIPPED_MODEL)})")
     parser.add_argument("--vocabulary", type=Path, default=None, help=f"default: {VOCABULARY_BESIDE_MODEL} beside the model")
-    parser.add_argument("--beam", type=int, default=None, metavar="N", help="beam search of width N (default: greedy)")
+    parser.add_argument("--beam", type=_beam_width, default=None, metavar="N",
+                        help=f"beam search of width N, 1 to {config.MAX_BEAM_WIDTH} (default: greedy)")
     parser.add_argument("--lexicon", type=Path, default=None, help="a text file of known words, one per line")
     args = parser.parse_args(argv)
     try:
@@ -161,16 +226,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     images = []
     for path in args.images:
         if path.suffix.lower() in NOT_IMAGES:
-            print(f"{path}: skipped, not an image file", file=sys.stderr)
+            print(f"{_printable(str(path))}: skipped, not an image file", file=sys.stderr)
         else:
             images.append(path)
     failed = 0
     for prediction in predict_images(model, images, vocabulary, args.beam, lexicon):
         if prediction.ok:
-            print(f"{prediction.source}\t{prediction.text}")
+            print(f"{_printable(prediction.source)}\t{prediction.text}")
         else:
             failed += 1
-            print(f"{prediction.source}: {prediction.error}", file=sys.stderr)
+            print(f"{_printable(prediction.source)}: {prediction.error}", file=sys.stderr)
     return 1 if failed else 0
 
 
