@@ -123,3 +123,33 @@ def test_batch_norm_everywhere_normalises_every_convolution_but_the_last():
     assert model.output_shape == build_crnn("compact", 10).output_shape
     with pytest.raises(ValueError, match="'table' or 'all'"):
         build_crnn("compact", 10, batch_norm="some")
+
+
+def test_save_model_replaces_a_model_only_whole_and_only_when_asked(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from keras.src.saving import saving_lib
+
+    from utils.model import save_model
+
+    path = tmp_path / "model.keras"
+    first, second = build_crnn("compact", 12), build_crnn("compact", 12)
+    save_model(first, path)
+    written = path.read_bytes()
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        save_model(second, path)
+    real = saving_lib.save_model
+
+    def killed_mid_write(model, filepath, *args, **kwargs):  # half of the file on disk, then the process stops
+        real(model, filepath, *args, **kwargs)
+        Path(filepath).write_bytes(Path(filepath).read_bytes()[:1000])
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(saving_lib, "save_model", killed_mid_write)
+    with pytest.raises(KeyboardInterrupt):
+        save_model(second, path, overwrite=True)
+    assert path.read_bytes() == written and [p.name for p in tmp_path.iterdir()] == ["model.keras"]
+    monkeypatch.undo()
+    save_model(second, path, overwrite=True)
+    images = np.random.default_rng(2).random((2, 64, 128, 1), dtype=np.float32)
+    np.testing.assert_array_equal(load_model(path).predict_on_batch(images), second.predict_on_batch(images))

@@ -162,3 +162,26 @@ def test_cache_name_changes_with_every_preprocessing_setting(frame, monkeypatch)
     assert _cache_prefix(words, vocabulary, "x", "normalize", "center") != name
     monkeypatch.setattr(config, "MAX_UPSCALE", 3.0)
     assert _cache_prefix(words, vocabulary, "x", "normalize", "left") != name
+
+
+# --- Issue 12: empty splits ------------------------------------------------------------------
+def test_an_empty_split_selects_nothing_without_crashing(frame):
+    vocabulary = Vocabulary(config.IAM_CHARSET)
+    selected, report = select_words(frame[frame["split"] != "validation"], "validation", vocabulary)
+    assert len(selected) == 0 and report.usable == report.kept == 0 and not report.dropped
+
+
+@pytest.mark.parametrize("emptied", ["validation", "train"])
+def test_make_datasets_refuses_an_empty_split_and_saves_nothing(frame, artifacts, emptied):
+    without = frame.copy()
+    without.loc[without["split"] == emptied, "split"] = None
+    with pytest.raises(ValueError, match=f"no usable word .* in the split\\(s\\) {emptied} of this index"):
+        make_datasets(without, batch_size=16, verbose=False)
+    assert not artifacts.exists() or not any(artifacts.rglob("*"))
+
+
+def test_no_vocabulary_file_is_saved_without_training_words(frame, artifacts):
+    without = frame[frame["split"] != "train"]
+    with pytest.raises(ValueError, match="the train split has no usable word"):
+        vocabulary_for(without, verbose=False)
+    assert not (artifacts / config.VOCABULARY_FILE).exists()

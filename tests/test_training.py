@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import shutil
+import zipfile
+from pathlib import Path
+
 import keras
 import numpy as np
 import pandas as pd
@@ -235,3 +240,130 @@ def test_rehearsal_mixes_synthetic_batches_in_and_ends_with_the_real_ones(batch)
     assert len(mixed) > 4  # and synthetic batches in between
     with pytest.raises(ValueError, match="below 1"):
         with_rehearsal(real, synthetic, 1.0)
+
+
+# --- Damaged files: a kill mid-write, a resume over what it left (issue 12, items 3 and 4) ---------------------
+def kill_mid_write(monkeypatch):
+    """Simulates a kill while Keras writes a .keras file: half of it on disk, then the process stops."""
+    from keras.src.saving import saving_lib
+
+    real = saving_lib.save_model
+
+    def half_written(model, filepath, *args, **kwargs):
+        real(model, filepath, *args, **kwargs)
+        whole = Path(filepath).read_bytes()
+        Path(filepath).write_bytes(whole[: len(whole) // 2])
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(saving_lib, "save_model", half_written)
+
+
+def aside_files(folder: Path, pattern: str) -> list[Path]:
+    return sorted(folder.glob(pattern))
+
+
+@pytest.fixture(scope="module")
+def stopped_after_two(batch, tmp_path_factory) -> Path:
+    """One run of 3 epochs stopped after epoch 2 (its backup holds epochs 2 and 1), made once: tests damage copies."""
+    return interrupted_run(batch, tmp_path_factory.mktemp("stopped") / "run", after_epoch=2, epochs=3).folder
+
+
+def copy_of(folder: Path, tmp_path: Path) -> RunFolder:
+    return RunFolder(Path(shutil.copytree(folder, tmp_path / "run")))
+
+
+def test_a_kill_while_the_best_model_is_written_leaves_no_broken_model_file(batch, tmp_path, monkeypatch):
+    vocabulary = batch[2]
+    run = RunFolder(tmp_path / "run")
+    kill_mid_write(monkeypatch)
+    with pytest.raises(KeyboardInterrupt):
+        train_crnn(small_model(vocabulary), datasets(batch), datasets(batch), vocabulary, run, epochs=1, verbose=False)
+    assert not run.model.exists() or zipfile.is_zipfile(run.model)  # Keras wrote in place: half a zip was left there
+    assert not [path for path in run.folder.rglob("*.keras") if not zipfile.is_zipfile(path)]
+
+
+def test_a_damaged_best_model_is_moved_aside_on_resume_and_the_run_finishes(batch, stopped_after_two, tmp_path, capsys):
+    images, labels, vocabulary = batch
+    run = copy_of(stopped_after_two, tmp_path)
+    whole = run.model.read_bytes()
+    run.model.write_bytes(whole[: len(whole) // 2])  # what a kill during its write left
+    model = small_model(vocabulary)
+    history = train_crnn(model, datasets(batch), datasets(batch), vocabulary, run, epochs=3, verbose=False)
+    # Epoch 3 does not beat epochs 1-2 (all 100% CER here): before the fix nothing rewrote the file and the
+    # run died at the end in load_weights (BadZipFile), its backup already deleted.
+    assert history["val_cer"].iloc[2] >= history["val_cer"].iloc[:2].min()
+    assert list(history["epoch"]) == [1, 2, 3] and not run.interrupted
+    aside = aside_files(run.folder, f"model.{config.DAMAGED_TAG}-*.keras")
+    assert len(aside) == 1 and aside[0].read_bytes() == whole[: len(whole) // 2]  # reported and kept, not deleted
+    assert "model.keras is damaged" in capsys.readouterr().out
+    np.testing.assert_allclose(load_model(run.model).predict_on_batch(images), model.predict_on_batch(images), atol=1e-6)
+
+
+def test_the_backup_is_kept_until_the_final_model_is_verified(batch, stopped_after_two, tmp_path, monkeypatch):
+    vocabulary = batch[2]
+    run = copy_of(stopped_after_two, tmp_path)
+
+    class DamageTheModel(keras.callbacks.Callback):
+        def on_train_end(self, logs=None):
+            run.model.write_bytes(run.model.read_bytes()[:100])
+
+    from keras.src.saving import saving_lib
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(saving_lib, "save_model", disk_full)
+    with pytest.raises(OSError, match="No space left"):  # epochs=2: nothing left to train, only the run's end
+        train_crnn(small_model(vocabulary), datasets(batch), datasets(batch), vocabulary, run, epochs=2,
+                   callbacks=[DamageTheModel()], verbose=False)  # fmt: skip
+    assert run.interrupted  # no whole model at the end: the backup stays, the run can be resumed
+    monkeypatch.undo()
+    train_crnn(small_model(vocabulary), datasets(batch), datasets(batch), vocabulary, run, epochs=2, verbose=False)
+    assert not run.interrupted and load_model(run.model)
+    assert len(aside_files(run.folder, f"model.{config.DAMAGED_TAG}-*.keras")) == 1
+
+
+def test_a_truncated_backup_metadata_falls_back_to_the_older_state(batch, stopped_after_two, tmp_path, capsys):
+    vocabulary = batch[2]
+    run = copy_of(stopped_after_two, tmp_path)
+    metadata = run.backup / "training_metadata.json"
+    metadata.write_text(metadata.read_text()[:5])
+    seen = EpochsSeen()
+    history = train_crnn(small_model(vocabulary), datasets(batch), datasets(batch), vocabulary, run, epochs=2,
+                         callbacks=[seen], verbose=False)  # fmt: skip
+    assert seen.epochs == [2]  # the state before the damaged one: after epoch 1
+    assert list(history["epoch"]) == [1, 2] and not run.interrupted  # epoch 2 logged once
+    assert "training state is damaged" in capsys.readouterr().out
+    kept = aside_files(run.folder, f"backup.{config.DAMAGED_TAG}-*/training_metadata.json")
+    assert len(kept) == 1 and len(kept[0].read_text()) == 5
+
+
+@pytest.mark.parametrize("checksums", [True, False])  # False: a backup written before checksums (Keras' own files)
+def test_damaged_backup_weights_fall_back_without_logging_an_epoch_twice(batch, stopped_after_two, tmp_path, checksums):
+    vocabulary = batch[2]
+    run = copy_of(stopped_after_two, tmp_path)
+    if not checksums:
+        for name in ("training_metadata.json", "training_metadata.json.bkp"):
+            saved = json.loads((run.backup / name).read_text())
+            (run.backup / name).write_text(json.dumps({"epoch": saved["epoch"], "batch": saved["batch"]}))
+    weights = run.backup / "latest.weights.h5"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    history = train_crnn(small_model(vocabulary), datasets(batch), datasets(batch), vocabulary, run, epochs=2, verbose=False)
+    assert list(history["epoch"]) == [1, 2]  # Keras' own fallback resumed after epoch 1 and logged epoch 2 twice
+    assert list(pd.read_csv(run.history)["epoch"]) == [0, 1]
+
+
+def test_a_backup_damaged_beyond_repair_is_moved_aside_and_the_run_starts_over(batch, stopped_after_two, tmp_path, capsys):
+    vocabulary = batch[2]
+    run = copy_of(stopped_after_two, tmp_path)
+    for name in ("training_metadata.json", "training_metadata.json.bkp"):
+        (run.backup / name).write_text("{")
+    seen = EpochsSeen()
+    history = train_crnn(small_model(vocabulary), datasets(batch), datasets(batch), vocabulary, run, epochs=1,
+                         callbacks=[seen], verbose=False)  # fmt: skip
+    assert seen.epochs == [1] and list(history["epoch"]) == [1] and not run.interrupted
+    out = capsys.readouterr().out
+    assert "no whole training state" in out and "the run starts over" in out and "moved to" in out
+    earlier = [path for path in tmp_path.iterdir() if path.name.startswith("run.")]
+    assert len(earlier) == 1 and (earlier[0] / "backup" / "training_metadata.json").read_text() == "{"  # kept
+    assert list(pd.read_csv(earlier[0] / "history.csv")["epoch"]) == [0, 1]

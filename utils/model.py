@@ -9,6 +9,7 @@ Only built-in layers are used (no ``Lambda``), so a saved ``.keras`` file loads 
 
 from __future__ import annotations
 
+import os
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -156,6 +157,46 @@ def load_model(path: Path | str) -> keras.Model:
         first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
         raise ValueError(f"{config.display_path(path)}: cannot be loaded as a model of this series "
                          f"({type(error).__name__}: {first_line[:300]})") from error  # fmt: skip
+
+
+# The members every .keras archive that Keras 3 writes holds: an archive without them is not a whole model.
+_KERAS_MEMBERS = frozenset({"metadata.json", "config.json", "model.weights.h5"})
+
+
+def save_model(model: keras.Model, path: Path | str, overwrite: bool = False) -> Path:
+    """Write ``model`` to ``path`` atomically: into a temporary file beside it, checked, then renamed over it.
+
+    Keras writes in place, so a kill or a full disk mid-write left a broken file where the model was; here the
+    earlier file stays whole until the new one is complete. An existing file is replaced only with ``overwrite``.
+    """
+    path = Path(path)
+    if path.suffix != ".keras":
+        raise ValueError(f"{config.display_path(path)}: a model file must end in .keras")
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{config.display_path(path)} exists: pass overwrite=True to replace it")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.stem}.{os.getpid()}.partial.keras")  # same folder: os.replace stays atomic
+    try:
+        keras.saving.save_model(model, partial)
+        with open(partial, "rb") as written:
+            os.fsync(written.fileno())  # on disk before the rename, so a power cut cannot leave a renamed empty file
+        _check_written_archive(partial)
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+    return path
+
+
+def _check_written_archive(path: Path) -> None:
+    """Raise ``OSError`` unless ``path`` is a whole .keras archive: a zip whose members pass their checksums."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            damaged, members = archive.testzip(), set(archive.namelist())
+    except (zipfile.BadZipFile, EOFError) as error:
+        raise OSError(f"{config.display_path(path)}: the model just written is not a zip archive ({error})") from None
+    if damaged or not _KERAS_MEMBERS <= members:
+        raise OSError(f"{config.display_path(path)}: the model just written is damaged "
+                      f"({damaged or 'members missing: ' + ', '.join(sorted(_KERAS_MEMBERS - members))})")  # fmt: skip
 
 
 def predict_logits(model, images) -> np.ndarray:

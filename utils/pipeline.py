@@ -26,6 +26,11 @@ from utils.encoding import Vocabulary, ctc_feasible
 AUTOTUNE = tf.data.AUTOTUNE
 DROP_UNKNOWN = "has characters not in the vocabulary"
 DROP_TOO_LONG = f"needs more than {config.TIME_STEPS} CTC steps"
+CHECK_HINT = "check the dataset and its split files with: python -m utils.iam check DIR"
+
+
+class EmptySplitError(ValueError):
+    """A split of the index without one usable word: nothing to train or measure on, so nothing is built or saved."""
 
 
 @dataclass
@@ -65,6 +70,8 @@ def vocabulary_for(frame: pd.DataFrame, folder: Path | None = None, verbose: boo
     """
     path = (folder or config.artifacts_dir()) / config.VOCABULARY_FILE
     vocabulary = build_vocabulary(frame)
+    if not len(vocabulary):  # an empty vocabulary.txt would later look like a valid, if useless, one
+        raise EmptySplitError(f"the train split has no usable word to build a vocabulary from: {CHECK_HINT}")
     if path.is_file():
         if Vocabulary.load(path) == vocabulary:
             return vocabulary
@@ -86,9 +93,12 @@ def select_words(
     words = usable_words(frame)
     words = words[words["split"] == split]
     report = SplitReport(split, len(words))
-    unknown = words["text"].map(lambda text: [c for c in text if c not in vocabulary])
-    has_unknown = unknown.map(bool)
-    too_long = ~has_unknown & ~words["text"].map(lambda text: ctc_feasible(text, time_steps))
+    texts = words["text"].tolist()
+    unknown = [[c for c in text if c not in vocabulary] for text in texts]
+    # Built as bool Series: mapping an empty string column keeps its string dtype, which `&` refuses.
+    has_unknown = pd.Series([bool(chars) for chars in unknown], index=words.index, dtype=bool)
+    too_long = pd.Series([not chars and not ctc_feasible(text, time_steps) for text, chars in zip(texts, unknown)],
+                         index=words.index, dtype=bool)  # fmt: skip
     if has_unknown.any():
         report.dropped[DROP_UNKNOWN] = int(has_unknown.sum())
         report.unknown.update(c for chars in unknown for c in chars)
@@ -213,7 +223,15 @@ def make_datasets(
     (default: the same; without gradients to keep, larger batches just mean fewer steps).
     Other data name their own ``splits`` and ``training_split``: DHSD's are ``config.DHSD_SPLITS``
     and ``"finetune"`` (its vocabulary must then be given: the model's).
+    Raises EmptySplitError, before anything is saved, when a split has no usable word.
     """
+    usable = usable_words(frame)["split"].value_counts()
+    empty = [split for split in splits if not usable.get(split, 0)]
+    if empty:
+        raise EmptySplitError(
+            f"no usable word (status {'/'.join(config.TRAIN_STATUSES)}, a readable image) in the split(s) {', '.join(empty)} "
+            f"of this index of {len(frame):,} words: {CHECK_HINT}"
+        )
     vocabulary = vocabulary or vocabulary_for(frame, verbose=verbose)
     datasets, words, reports = {}, {}, {}
     for split in splits:

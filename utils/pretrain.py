@@ -35,7 +35,7 @@ from utils import config, dhsd  # noqa: E402
 from utils.dataset import load_index  # noqa: E402
 from utils.devices import default_preset  # noqa: E402
 from utils.encoding import Vocabulary  # noqa: E402
-from utils.model import load_model  # noqa: E402
+from utils.model import load_model, save_model  # noqa: E402
 from utils.pipeline import make_datasets  # noqa: E402
 from utils.synthetic import font_paths, generate_mini_iam  # noqa: E402
 from utils.training import RunFolder, fine_tune, read_dataset, train_regularised, with_rehearsal  # noqa: E402
@@ -123,7 +123,8 @@ def pretrain(words: int, seed: int, minutes: float, finetune_minutes: float, out
     for path in existing:
         path.rename(path.with_name(f"{path.stem}.{stamp}{path.suffix}"))
     for source, target in ((synthetic_run.model, config.SHIPPED_SYNTHETIC_MODEL.name), (tuned_run.model, config.SHIPPED_MODEL.name)):
-        load_model(source).save(out / target)  # without the optimizer's state: a third of the size, all a reader needs
+        # Without the optimizer's state (a third of the size, all a reader needs); atomic, and never over a file.
+        save_model(load_model(source), out / target)
     vocabulary.save(out / config.VOCABULARY_FILE)
     (out / RECIPE_FILE).write_text(json.dumps(recipe, indent=1) + "\n", encoding="utf-8")
     return recipe

@@ -5,17 +5,24 @@
 ``vocabulary.txt``, ``history.csv`` (one row per epoch) and ``backup/`` while it runs, so an
 interrupted run (Ctrl-C, kernel restart, killed process) resumes at the next epoch when started again.
 A finished run is never overwritten: starting the same run again moves it aside first.
+Every model and backup file is written atomically and checked before a resume uses it: a file damaged by
+a kill mid-write is reported and renamed ``*.damaged-<time>`` (kept, never deleted), and the run goes on.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
+import os
+import shutil
 import time
 import warnings
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+import h5py
 import keras
 import numpy as np
 import pandas as pd
@@ -25,7 +32,7 @@ from utils import config
 from utils.decoding import decode
 from utils.devices import check_keras_can_fit, default_preset
 from utils.encoding import Vocabulary
-from utils.model import build_crnn, predict_logits
+from utils.model import build_crnn, load_model, predict_logits, save_model
 from utils.metrics import character_error_rate, word_error_rate
 from utils.pipeline import Datasets, make_dataset
 
@@ -225,8 +232,178 @@ class RunFolder:
         return history
 
 
-def _start_run(run: RunFolder, vocabulary: Vocabulary, verbose: bool) -> bool:
-    """Prepare the folder; True when an interrupted run resumes. A finished run is moved aside, never lost."""
+def _aside(path: Path, why: str) -> Path:
+    """Rename a damaged file or folder to ``<name>.damaged-<time>`` beside it and say so: kept, never deleted."""
+    stem, suffix = (path.stem, path.suffix) if path.is_file() else (path.name, "")
+    aside = path.with_name(f"{stem}.{config.DAMAGED_TAG}-{datetime.now():%Y%m%d-%H%M%S}{suffix}")
+    path.rename(aside)
+    print(f"{config.display_path(path)} is damaged ({why}): moved to {config.display_path(aside)}", flush=True)
+    return aside
+
+
+def _replace_atomically(path: Path, write) -> None:
+    """Call ``write(temporary)`` for a file beside ``path``, then rename it over ``path``: never half a file there."""
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    try:
+        write(partial)
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _readable_h5(path: Path) -> bool:
+    """Whether every array of an HDF5 file reads back (a truncated file fails): for backups written before checksums."""
+
+    def read(_, item):
+        if isinstance(item, h5py.Dataset):
+            item[()]
+
+    try:
+        with h5py.File(path, "r") as file:
+            file.visititems(read)
+    except Exception:  # noqa: BLE001 - whatever h5py raises, the file cannot be restored
+        return False
+    return True
+
+
+class SafeBackupAndRestore(keras.callbacks.BackupAndRestore):
+    """Keras' BackupAndRestore (two states kept) with atomic writes, each state's weights checksummed in its metadata.
+
+    Keras writes its files in place: a kill mid-write left a state that failed every resume. Here the current state
+    is copied to the previous one, then replaced, file by file, each by a rename, so one whole state exists at every
+    instant and :meth:`state` tells it from a torn one. The backup is not deleted at the end of ``fit``:
+    :func:`train_crnn` removes it once the final model is verified.
+    """
+
+    def __init__(self, backup_dir: Path | str):
+        super().__init__(str(backup_dir), double_checkpoint=True, delete_checkpoint=False)
+        self._latest_written = False  # once this callback wrote the latest state, it need not check it again
+
+    @property
+    def states(self) -> tuple[tuple[Path, Path], tuple[Path, Path]]:
+        """(weights, metadata) of the latest state, then of the one before it."""
+        return ((Path(self._weights_path), Path(self._training_metadata_path)),
+                (Path(self._prev_weights_path), Path(self._prev_training_metadata_path)))  # fmt: skip
+
+    @staticmethod
+    def state(weights: Path, metadata: Path) -> tuple[int | None, str]:
+        """The epoch a saved state resumes at, or None and why it cannot be used."""
+        try:
+            saved = json.loads(metadata.read_text(encoding="utf-8"))
+            epoch, expected = int(saved["epoch"]), saved.get("weights_sha256")
+        except FileNotFoundError:
+            return None, f"{metadata.name} is missing"
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+            return None, f"{metadata.name} is unreadable: {type(error).__name__}: {error}"
+        if not weights.is_file():
+            return None, f"{weights.name} is missing"
+        if expected is not None and _sha256(weights) != expected:
+            return None, f"{weights.name} does not match its checksum in {metadata.name}"
+        if expected is None and not _readable_h5(weights):  # a backup written before checksums
+            return None, f"{weights.name} is unreadable"
+        return epoch, ""
+
+    def _save_model(self):
+        (latest_weights, latest_metadata), (previous_weights, previous_metadata) = self.states
+        latest_weights.parent.mkdir(parents=True, exist_ok=True)
+        if self._latest_written or self.state(latest_weights, latest_metadata)[0] is not None:  # latest -> previous
+            for source, target in ((latest_weights, previous_weights), (latest_metadata, previous_metadata)):
+                _replace_atomically(target, lambda partial, source=source: shutil.copyfile(source, partial))
+        # Keras wants weights files to end in .weights.h5; it is renamed over the latest once written.
+        partial = latest_weights.with_name(f".latest.{os.getpid()}.partial.weights.h5")
+        try:
+            self.model.save_weights(partial, overwrite=True)
+            metadata = {"epoch": self._current_epoch, "batch": self._last_batch_seen, "weights_sha256": _sha256(partial)}
+            os.replace(partial, latest_weights)
+        finally:
+            partial.unlink(missing_ok=True)
+        _replace_atomically(latest_metadata, lambda path: path.write_text(json.dumps(metadata), encoding="utf-8"))
+        self._latest_written = True
+
+
+class BestModelCheckpoint(keras.callbacks.ModelCheckpoint):
+    """Keras' ModelCheckpoint (a whole ``.keras`` model) written atomically by :func:`utils.model.save_model`.
+
+    Keras writes in place: a kill mid-write left a file that is no zip where the best model was.
+    """
+
+    def _save_model(self, epoch, batch, logs):
+        path = self._get_file_path(epoch, batch, logs)
+        if self._should_save_model(epoch, batch, logs, path):
+            save_model(self.model, path, overwrite=True)  # the same run's best epoch so far: replaced by design
+
+
+def _restore_backup(run: RunFolder) -> int | None:
+    """The epoch an interrupted run resumes at: its latest backed-up state, else the one before (the damaged one
+    moved aside); None when neither is whole."""
+    (latest, previous), reasons = SafeBackupAndRestore(run.backup).states, []
+    for number, (weights, metadata) in enumerate((latest, previous)):
+        epoch, why = SafeBackupAndRestore.state(weights, metadata)
+        if epoch is None:
+            reasons.append(why)
+            continue
+        if number == 1:  # the older state becomes the latest, which Keras restores
+            aside = run.folder / f"backup.{config.DAMAGED_TAG}-{datetime.now():%Y%m%d-%H%M%S}"
+            aside.mkdir()
+            for path in latest:
+                if path.exists():
+                    path.rename(aside / path.name)
+            for source, target in zip(previous, latest):
+                _replace_atomically(target, lambda partial, source=source: shutil.copyfile(source, partial))
+            print(f"{config.display_path(run.backup)}: the latest training state is damaged ({reasons[0]}; moved to "
+                  f"{config.display_path(aside)}): resuming from the one before it, after epoch {epoch}",
+                  flush=True)  # fmt: skip
+        return epoch
+    print(f"{config.display_path(run.backup)}: no whole training state to resume from ({'; '.join(reasons)}): "
+          "the run starts over", flush=True)  # fmt: skip
+    return None
+
+
+def _trim_history(run: RunFolder, epochs_done: int, verbose: bool) -> None:
+    """Keep one row per epoch in ``history.csv``, for the epochs the backup holds: the resumed run logs the rest.
+
+    The CSV row of an epoch is written before its backup, and a damaged backup falls back one epoch further:
+    rows past the restored epoch would otherwise appear twice.
+    """
+    if not run.history.is_file():
+        return
+    header, *rows = run.history.read_text(encoding="utf-8").splitlines(keepends=True) or [""]
+    kept: dict[int, str] = {}
+    for row in rows:
+        first = row.split(",", 1)[0].strip()
+        if row.endswith("\n") and first.isdigit() and int(first) < epochs_done:  # a half-written last row is dropped
+            kept[int(first)] = row  # an epoch logged twice (by an earlier version) keeps its later row
+    trimmed = header + "".join(kept[epoch] for epoch in sorted(kept))
+    if trimmed != header + "".join(rows):
+        _replace_atomically(run.history, lambda path: path.write_text(trimmed, encoding="utf-8"))
+        if verbose:
+            print(f"{config.display_path(run.history)}: {len(rows) - len(kept)} row(s) after epoch {epochs_done} "
+                  "(logged after the last backup, or twice) removed: those epochs are trained again")  # fmt: skip
+
+
+def _check_best_model(run: RunFolder) -> None:
+    """Move a best-model file that does not load aside (reported, kept): the resumed run writes a new one."""
+    if run.model.exists():
+        try:
+            load_model(run.model)
+        except (ValueError, OSError) as error:
+            _aside(run.model, str(error).split(": ", 1)[-1])
+
+
+def _start_run(run: RunFolder, vocabulary: Vocabulary, verbose: bool) -> int | None:
+    """Prepare the folder; the epochs done when an interrupted run resumes, else None. A finished run is moved aside.
+
+    A resumed run's files are checked first: a damaged backup falls back to the state before it, or the run starts
+    over (the folder moved aside, damaged backup included); a damaged best model is moved aside.
+    """
     if run.interrupted:
         saved = Vocabulary.load(run.vocabulary) if run.vocabulary.is_file() else None
         if saved != vocabulary:
@@ -234,9 +411,14 @@ def _start_run(run: RunFolder, vocabulary: Vocabulary, verbose: bool) -> bool:
                 f"{config.display_path(run.folder)} holds an interrupted run with another vocabulary; "
                 "delete or rename that folder to start afresh"
             )
-        if verbose:
-            print(f"Resuming the interrupted run in {config.display_path(run.folder)}")
-        return True
+        epochs_done = _restore_backup(run)
+        if epochs_done is not None:
+            _trim_history(run, epochs_done, verbose)
+            _check_best_model(run)
+            if verbose:
+                print(f"Resuming the interrupted run in {config.display_path(run.folder)} after epoch {epochs_done}")
+            return epochs_done
+        verbose = True  # the earlier run is moved aside below: always say where
     if run.folder.exists() and any(run.folder.iterdir()):
         aside = run.folder.with_name(f"{run.folder.name}.{datetime.now():%Y%m%d-%H%M%S}")
         run.folder.rename(aside)
@@ -244,7 +426,24 @@ def _start_run(run: RunFolder, vocabulary: Vocabulary, verbose: bool) -> bool:
             print(f"An earlier run was in {config.display_path(run.folder)}: moved to {config.display_path(aside)}")
     run.folder.mkdir(parents=True, exist_ok=True)
     vocabulary.save(run.vocabulary)
-    return False
+    return None
+
+
+def _finish_run(model: keras.Model, run: RunFolder) -> None:
+    """Give ``model`` the best epoch's weights from ``run.model``, then remove the backup: only once that file loaded.
+
+    A best model that does not load is moved aside (reported) and the model as trained is saved in its place;
+    if even that fails, the backup stays and the run can be resumed.
+    """
+    try:
+        model.load_weights(run.model)  # the best epoch of the whole run, resumed parts included
+    except Exception as error:  # noqa: BLE001 - whatever the file's fault, the weights in memory replace it
+        if run.model.exists():
+            _aside(run.model, f"{type(error).__name__}: {str(error)[:200]}")
+        save_model(model, run.model)
+        print(f"{config.display_path(run.model)}: saved the model as it ended training instead", flush=True)
+    if run.backup.exists():
+        shutil.rmtree(run.backup)
 
 
 def train_crnn(
@@ -270,11 +469,12 @@ def train_crnn(
     check_keras_can_fit(model.distribute_strategy)  # before the run folder is touched
     run = RunFolder.named(run) if isinstance(run, str) else run
     epochs = epochs or config.epochs()
-    resumed = _start_run(run, vocabulary, verbose)
+    resumed = _start_run(run, vocabulary, verbose) is not None
     best_so_far, spent_seconds = None, 0.0
     if resumed and run.history.is_file():
         earlier = pd.read_csv(run.history)
-        best_so_far = float(earlier["val_cer"].min())
+        if run.model.is_file() and len(earlier):  # without a best model, the next epoch writes one
+            best_so_far = float(earlier["val_cer"].min())
         spent_seconds = float(earlier["seconds"].sum()) if "seconds" in earlier else 0.0
     scheduled = isinstance(getattr(model.optimizer, "_learning_rate", None), keras.optimizers.schedules.LearningRateSchedule)
     rate = []
@@ -289,10 +489,10 @@ def train_crnn(
         ErrorRates(validation, vocabulary, train_sample, epochs, verbose),
         *rate,
         keras.callbacks.EarlyStopping("val_cer", mode="min", patience=patience, restore_best_weights=True, min_delta=1e-4),
-        keras.callbacks.ModelCheckpoint(run.model, monitor="val_cer", mode="min", save_best_only=True,
-                                        initial_value_threshold=best_so_far),  # fmt: skip
+        BestModelCheckpoint(run.model, monitor="val_cer", mode="min", save_best_only=True,
+                            initial_value_threshold=best_so_far),  # fmt: skip
         keras.callbacks.CSVLogger(str(run.history), append=resumed),
-        keras.callbacks.BackupAndRestore(str(run.backup), double_checkpoint=True),
+        SafeBackupAndRestore(run.backup),
         *(callbacks or []),
     ]
     with warnings.catch_warnings():
@@ -300,8 +500,7 @@ def train_crnn(
         # advance (ours is unknown: a file broken since indexing would be skipped); that is expected.
         warnings.filterwarnings("ignore", message="Your input ran out of data")
         model.fit(train, validation_data=validation, epochs=epochs, callbacks=steps, shuffle=False, verbose=0)
-    if run.model.is_file():  # the best epoch of the whole run, resumed parts included
-        model.load_weights(run.model)
+    _finish_run(model, run)
     return run.read_history()
 
 
