@@ -30,8 +30,8 @@ from utils.setup import native_stderr_muted
 
 SAVED_MODEL_DIR = "saved_model"
 TFLITE_FILES = {"float32": "model.tflite", "int8": "model_int8.tflite"}  # quantisation -> file name
-# TFLite models take one image at a time: with a fixed batch the converter turns the LSTMs' loops into
-# TFLite's built-in ops; a free batch size would need TensorFlow's "Flex" ops, which phones lack.
+# TFLite models take one image at a time, with their LSTMs unrolled (tflite_copy): built-in TFLite ops only, no
+# TensorFlow "Flex" ops, which phones and the interpreter of some TensorFlow versions lack.
 TFLITE_BATCH = 1
 TFLITE_IDENTIFIER = b"TFL3"  # bytes 4-8 of every TFLite flatbuffer
 
@@ -52,16 +52,24 @@ def _free_target(path: Path, overwrite: bool) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
 
 
-def _float32_config(value):
-    """A model config with every mixed-precision dtype policy replaced by float32 (nested layers included)."""
+def _export_config(value, unroll: bool = False):
+    """A model config with every mixed-precision dtype policy replaced by float32 (nested layers included), and
+    with ``unroll`` every LSTM unrolled over its fixed number of time steps."""
     if isinstance(value, dict):
         policy = value.get("config", {}).get("name", "") if value.get("class_name") == "DTypePolicy" else ""
         if policy.startswith("mixed_"):
             return "float32"
-        return {key: _float32_config(item) for key, item in value.items()}
+        copied = {key: _export_config(item, unroll) for key, item in value.items()}
+        if unroll and value.get("class_name") == "LSTM":
+            copied["config"] = {**copied["config"], "unroll": True}
+        return copied
     if isinstance(value, list):
-        return [_float32_config(item) for item in value]
+        return [_export_config(item, unroll) for item in value]
     return value
+
+
+def _mixed(model: keras.Model) -> bool:
+    return any(layer.dtype_policy.name.startswith("mixed_") for layer in model.layers)
 
 
 def float32_copy(model: keras.Model) -> keras.Model:
@@ -70,9 +78,21 @@ def float32_copy(model: keras.Model) -> keras.Model:
     A model trained with mixed precision computes in float16 or bfloat16; exports and phones want float32
     (TFLite's int8 option then shrinks the weights).
     """
-    if all(not layer.dtype_policy.name.startswith("mixed_") for layer in model.layers):
+    if not _mixed(model):
         return model
-    twin = keras.Model.from_config(_float32_config(model.get_config()))
+    twin = keras.Model.from_config(_export_config(model.get_config()))
+    twin.set_weights(model.get_weights())
+    return twin
+
+
+def tflite_copy(model: keras.Model) -> keras.Model:
+    """A float32 twin of the model, same weights, with its LSTMs unrolled over the 31 time steps.
+
+    A recurrent loop converts to TFLite's built-in ops only on some versions: TensorFlow 2.20 with Keras 3.13
+    (Colab's) kept it as TensorFlow "Flex" ops (``FlexTensorListReserve``) that the TFLite interpreter cannot
+    run. Unrolled, each step is plain matrix products and activations, built-in everywhere, phones included.
+    """
+    twin = keras.Model.from_config(_export_config(model.get_config(), unroll=True))
     twin.set_weights(model.get_weights())
     return twin
 
@@ -107,7 +127,7 @@ def export_tflite(model: keras.Model, path: Path | str, quantization: str = "flo
     _free_target(path, overwrite)
     options = {"optimizations": [tf.lite.Optimize.DEFAULT]} if quantization == "int8" else {}
     with _quiet_export():
-        float32_copy(model).export(str(path), format="litert", verbose=False, input_signature=_input_spec(TFLITE_BATCH), **options)
+        tflite_copy(model).export(str(path), format="litert", verbose=False, input_signature=_input_spec(TFLITE_BATCH), **options)
     return path
 
 
