@@ -9,7 +9,10 @@ Only built-in layers are used (no ``Lambda``), so a saved ``.keras`` file loads 
 
 from __future__ import annotations
 
+import inspect
+import json
 import os
+import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -154,9 +157,75 @@ def load_model(path: Path | str) -> keras.Model:
     try:
         return keras.saving.load_model(path, compile=False, safe_mode=True)
     except Exception as error:  # a user's file: whatever Keras raises, the model cannot be used here
+        model = _load_from_newer_keras(path)
+        if model is not None:
+            return model
         first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
         raise ValueError(f"{config.display_path(path)}: cannot be loaded as a model of this series "
-                         f"({type(error).__name__}: {first_line[:300]})") from error  # fmt: skip
+                         f"({type(error).__name__}: {first_line[:300]}){_saved_by(path)}") from error  # fmt: skip
+
+
+def _saved_by(path: Path) -> str:
+    """", saved by Keras X; this is Keras Y" when the versions differ, else "": the likely cause of a failed load."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            saved = json.loads(archive.read("metadata.json")).get("keras_version")
+    except Exception:  # noqa: BLE001 - only a hint for the message
+        return ""
+    return f"; saved by Keras {saved}, this is Keras {keras.__version__}" if saved and saved != keras.__version__ else ""
+
+
+# Options a newer Keras writes into every .keras file that older ones refuse as unknown keywords, with the value at
+# which each changes nothing. Keras 3.15 (which saved the shipped models) writes input_axes=None and
+# output_axes=None into every initializer and renorm=False, with its unused renorm_clipping and renorm_momentum,
+# into BatchNormalization; Keras 3.13 (Colab's) refused the shipped models for it.
+_INERT_INITIALIZER_VALUE = None
+_BATCH_NORM_RENORM = ("renorm", "renorm_clipping", "renorm_momentum")
+
+
+def _without_unknown_options(value):
+    """A model config without the options this Keras does not know, where they are set so that they change nothing.
+
+    An unknown option set otherwise is kept: dropping it would change the model, so the load fails and says why.
+    """
+    if isinstance(value, list):
+        return [_without_unknown_options(item) for item in value]
+    if not isinstance(value, dict):
+        return value
+    value = {key: _without_unknown_options(item) for key, item in value.items()}
+    settings, name = value.get("config"), str(value.get("class_name"))
+    if not isinstance(settings, dict):
+        return value
+    if value.get("module") == "keras.initializers" and isinstance(getattr(keras.initializers, name, None), type):
+        accepted = inspect.signature(getattr(keras.initializers, name).__init__).parameters
+        value["config"] = {key: item for key, item in settings.items() if key in accepted or item is not _INERT_INITIALIZER_VALUE}
+    elif name == "BatchNormalization" and settings.get("renorm") is False:
+        if "renorm" not in inspect.signature(keras.layers.BatchNormalization.__init__).parameters:
+            value["config"] = {key: item for key, item in settings.items() if key not in _BATCH_NORM_RENORM}
+    return value
+
+
+def _load_from_newer_keras(path: Path) -> keras.Model | None:
+    """The model of a file saved by a newer Keras, loaded without its None-valued options this Keras lacks; None when
+    that changes nothing or does not help."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = {name: archive.read(name) for name in archive.namelist()}
+        original = json.loads(members["config.json"])
+    except Exception:  # noqa: BLE001 - not a readable archive: the caller reports the first error
+        return None
+    portable = _without_unknown_options(original)
+    if portable == original:
+        return None
+    with tempfile.TemporaryDirectory() as folder:
+        copy = Path(folder) / path.name
+        with zipfile.ZipFile(copy, "w") as archive:
+            for name, data in members.items():
+                archive.writestr(name, json.dumps(portable) if name == "config.json" else data)
+        try:
+            return keras.saving.load_model(copy, compile=False, safe_mode=True)
+        except Exception:  # noqa: BLE001 - the caller reports the first error
+            return None
 
 
 # The members every .keras archive that Keras 3 writes holds: an archive without them is not a whole model.
