@@ -68,17 +68,13 @@ def _export_config(value, unroll: bool = False):
     return value
 
 
-def _mixed(model: keras.Model) -> bool:
-    return any(layer.dtype_policy.name.startswith("mixed_") for layer in model.layers)
-
-
 def float32_copy(model: keras.Model) -> keras.Model:
     """The model itself when it computes in float32, else a float32 twin with the same weights.
 
     A model trained with mixed precision computes in float16 or bfloat16; exports and phones want float32
     (TFLite's int8 option then shrinks the weights).
     """
-    if not _mixed(model):
+    if all(not layer.dtype_policy.name.startswith("mixed_") for layer in model.layers):
         return model
     twin = keras.Model.from_config(_export_config(model.get_config()))
     twin.set_weights(model.get_weights())
