@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from utils import config
 from utils.decoding import Lexicon, decode, decode_ids, lexicon_max_distance
 from utils.encoding import Vocabulary
 from utils.metrics import character_confusions, character_error_rate, evaluate_texts, word_accuracy, word_error_rate
@@ -92,3 +93,15 @@ def test_metrics_refuse_what_they_cannot_measure():
 def test_character_confusions_count_substitutions_deletions_and_insertions():
     confusions = character_confusions(["cat", "dog", "in"], ["cut", "do", "inn"])
     assert confusions == {("a", "u"): 1, ("g", ""): 1, ("", "n"): 1}
+
+
+def test_the_lexicon_threshold_set_after_import_is_the_one_used(monkeypatch):
+    # Chapter 04's exercise changes config.LEXICON_MAX_EDIT_FRACTION on a lexicon it already built.
+    lexicon = Lexicon(["people"])
+    assert lexicon.correct("pxople") == "people"  # one edit in 6 characters: within 6 // 4 = 1
+    assert lexicon.correct("pxaple") == "pxaple"  # two edits: too many at a quarter
+    monkeypatch.setattr(config, "LEXICON_MAX_EDIT_FRACTION", 0.1)
+    assert lexicon_max_distance("pxaple") == 1  # at least one edit is always allowed
+    monkeypatch.setattr(config, "LEXICON_MAX_EDIT_FRACTION", 0.5)
+    assert lexicon.correct("pxaple") == "people"  # 6 // 2 = 3 edits allowed now
+    assert Lexicon(["people"], fraction=0.25).correct("pxaple") == "pxaple"  # an explicit fraction stays fixed

@@ -153,3 +153,11 @@ def test_save_model_replaces_a_model_only_whole_and_only_when_asked(tmp_path, mo
     save_model(second, path, overwrite=True)
     images = np.random.default_rng(2).random((2, 64, 128, 1), dtype=np.float32)
     np.testing.assert_array_equal(load_model(path).predict_on_batch(images), second.predict_on_batch(images))
+
+
+def test_compact_lstm_units_set_after_import_changes_the_next_model(monkeypatch):
+    # Chapter 04's exercise sets config.COMPACT_LSTM_UNITS in the notebook, long after utils.model was imported.
+    monkeypatch.setattr(config, "COMPACT_LSTM_UNITS", 128)
+    model = build_crnn("compact", CHARACTERS)
+    assert model.get_layer("bilstm1").forward_layer.units == 128
+    assert layer_table(model) == expected_layers((16, 32, 64, 64, 128, 128, 128), 128, CHARACTERS)

@@ -40,8 +40,12 @@ def decode(logits: np.ndarray, vocabulary: Vocabulary, beam_width: int | None = 
     return [vocabulary.decode(ids) for ids in decode_ids(logits, beam_width)]
 
 
-def lexicon_max_distance(text: str, fraction: float = config.LEXICON_MAX_EDIT_FRACTION) -> int:
-    """Most edits the lexicon step may make to ``text``: a fraction of its length, at least one."""
+def lexicon_max_distance(text: str, fraction: float | None = None) -> int:
+    """Most edits the lexicon step may make to ``text``: a fraction of its length, at least one.
+
+    ``fraction`` None reads ``config.LEXICON_MAX_EDIT_FRACTION`` now, so a notebook can change it.
+    """
+    fraction = config.LEXICON_MAX_EDIT_FRACTION if fraction is None else fraction
     return max(1, int(len(text) * fraction))
 
 
@@ -49,9 +53,10 @@ class Lexicon:
     """Known words; :meth:`correct` snaps a prediction to the nearest one when it is close enough.
 
     Order the words by frequency, most frequent first: among equally near words the first wins.
+    ``fraction`` None follows ``config.LEXICON_MAX_EDIT_FRACTION`` at each correction.
     """
 
-    def __init__(self, words: Iterable[str], fraction: float = config.LEXICON_MAX_EDIT_FRACTION):
+    def __init__(self, words: Iterable[str], fraction: float | None = None):
         self.words = list(dict.fromkeys(w for w in words if w))  # unique, order kept
         self._known = set(self.words)
         self.fraction = fraction

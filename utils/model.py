@@ -32,10 +32,17 @@ class Preset:
     lstm_units: int  # per direction, for both BiLSTMs
 
 
-PRESETS = {
-    "paper": Preset(conv_filters=(64, 128, 256, 256, 512, 512, 512), lstm_units=256),
-    "compact": Preset(conv_filters=(16, 32, 64, 64, 128, 128, 128), lstm_units=config.COMPACT_LSTM_UNITS),
-}
+PRESETS = ("paper", "compact")
+
+
+def preset_widths(name: str) -> Preset:
+    """The widths of preset ``name``, read when called: setting ``config.COMPACT_LSTM_UNITS`` in a notebook counts."""
+    if name == "paper":
+        return Preset(conv_filters=(64, 128, 256, 256, 512, 512, 512), lstm_units=256)
+    if name == "compact":
+        return Preset(conv_filters=(16, 32, 64, 64, 128, 128, 128), lstm_units=config.COMPACT_LSTM_UNITS)
+    raise ValueError(f"unknown preset {name!r}: expected one of {', '.join(PRESETS)}")
+
 
 # The reference table, bottom to top: (filters index, kernel, batch norm, pooling after it).
 # Pools (2, 2) halve height and width; (2, 1) halve only the height, keeping 32 columns for time.
@@ -72,9 +79,7 @@ def build_crnn(
     cuDNN on a GPU, which XLA (``jit_compile``) needs.
     """
     if isinstance(preset, str):
-        if preset not in PRESETS:
-            raise ValueError(f"unknown preset {preset!r}: expected one of {', '.join(PRESETS)}")
-        preset_name, preset = preset, PRESETS[preset]
+        preset_name, preset = preset, preset_widths(preset)
     else:
         preset_name = "custom"
     if num_characters < 1:
