@@ -14,6 +14,8 @@ import os
 from pathlib import Path
 
 # --- Paths -------------------------------------------------------------------
+# Where Colab clones the series from: every chapter's first cell holds this same URL (tests/test_notebooks.py).
+REPO_URL = "https://github.com/htr-notebooks/handwriting-recognition"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = REPO_ROOT / "data"  # git-ignored: datasets (IAM, the generated mini-IAM)
 FONTS_DIR = Path(__file__).resolve().parent / "fonts"
@@ -150,6 +152,15 @@ DHSD_DIR = REPO_ROOT / "dhsd"
 DHSD_SPLITS = ("finetune", "validation", "test")
 
 
+# --- Figures (utils/plots.py) ---------------------------------------------------
+# One style for the series, readable on a projector: fonts of at least 12 pt, a colour-blind-safe palette.
+FIGURES_DIR = "figures"  # in artifacts/: every figure a chapter draws, as a PNG (plots.save_fig)
+FIGURE_DPI = 300  # saved files, for slides and print (handson-ml3 saves at 300 too)
+SCREEN_DPI = 100  # inline in the notebook
+FONT_SIZE = 13  # points: labels and ticks; titles are 1.2 times larger
+PALETTE = "colorblind"  # seaborn's colour-blind-safe palette (Okabe-Ito-like hues)
+
+
 # --- Images and the model ------------------------------------------------------
 IMAGE_HEIGHT = 64
 IMAGE_WIDTH = 128
@@ -237,6 +248,8 @@ BASELINE_MINUTES = 10.0  # the baseline run: enough epochs for its overfitting t
 EARLY_STOPPING_PATIENCE = 8  # epochs without a better validation CER before training stops
 TRAIN_CER_WORDS = 512  # training words (not augmented) decoded each epoch for the training CER curve
 MODELS_DIR = "models"  # in artifacts/: one folder per run (model.keras, vocabulary.txt, history.csv)
+# Training a run again moves the finished one aside as <run>.<time>; only this many earlier copies of a run are kept.
+EARLIER_RUNS_KEPT = 1
 
 
 # The models the series ships (utils.pretrain): read by utils.predict when no --model is given.
