@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import zipfile
 from pathlib import Path
@@ -19,6 +20,7 @@ from utils.model import build_crnn, load_model
 from utils.preprocess import load_image
 from utils.synthetic import make_writers, render_word
 from utils.training import (
+    BatchProgress,
     ErrorRates,
     RunFolder,
     TimeBudget,
@@ -367,3 +369,35 @@ def test_a_backup_damaged_beyond_repair_is_moved_aside_and_the_run_starts_over(b
     earlier = [path for path in tmp_path.iterdir() if path.name.startswith("run.")]
     assert len(earlier) == 1 and (earlier[0] / "backup" / "training_metadata.json").read_text() == "{"  # kept
     assert list(pd.read_csv(earlier[0] / "history.csv")["epoch"]) == [0, 1]
+
+
+def test_a_rerun_keeps_only_the_last_earlier_run_and_says_what_it_removed(batch, tmp_path, capsys):
+    images, labels, vocabulary = batch
+    run = RunFolder(tmp_path / "run")
+    for stamp in ("20260101-000000", "20260102-000000"):  # two reruns ago, and one
+        (tmp_path / f"run.{stamp}").mkdir()
+        (tmp_path / f"run.{stamp}" / "model.keras").write_bytes(b"older")
+    kept_anyway = [tmp_path / "run.mine", tmp_path / "run.damaged-20260101-000000"]
+    for path in kept_anyway:
+        path.mkdir()
+    train_crnn(small_model(vocabulary), datasets(batch), datasets(batch), vocabulary, run, epochs=1, verbose=False)
+    last = run.model.read_bytes()
+    train_crnn(small_model(vocabulary), datasets(batch), datasets(batch), vocabulary, run, epochs=1, verbose=False)
+    out = capsys.readouterr().out
+    earlier = sorted(path.name for path in tmp_path.iterdir() if re.fullmatch(r"run\.\d{8}-\d{6}", path.name))
+    assert len(earlier) == 1 and (tmp_path / earlier[0] / "model.keras").read_bytes() == last  # the last run, whole
+    assert "run.20260101-000000" in out and "run.20260102-000000" in out and "Removed the older run" in out
+    assert all(path.is_dir() for path in kept_anyway)  # only folders named <run>.<time> are ever removed
+
+
+def test_the_progress_bar_counts_every_batch_on_stdout_when_headless(batch, tmp_path, capfd):
+    images, labels, vocabulary = batch
+    progress = BatchProgress(widget=False)
+    progress.HEADLESS_SECONDS = 0.0  # draw every update, so the test sees them
+    train_crnn(small_model(vocabulary), datasets(batch, size=4), datasets(batch), vocabulary, RunFolder(tmp_path / "r"),
+               epochs=2, callbacks=[progress], verbose=False, progress=False)  # fmt: skip
+    out, err = capfd.readouterr()
+    batches = -(-len(images) // 4)
+    assert progress.steps == batches  # learned in epoch 1, the total of epoch 2's bar
+    assert f"{batches}/{batches}" in out and "epoch 2" in out
+    assert "batch" in out and not err.strip()

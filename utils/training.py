@@ -15,7 +15,9 @@ import hashlib
 import json
 import math
 import os
+import re
 import shutil
+import sys
 import time
 import warnings
 from dataclasses import dataclass
@@ -27,6 +29,8 @@ import keras
 import numpy as np
 import pandas as pd
 import tensorflow as tf
+import tqdm
+import tqdm.auto
 
 from utils import config
 from utils.decoding import decode
@@ -35,6 +39,7 @@ from utils.encoding import Vocabulary
 from utils.model import build_crnn, load_model, predict_logits, save_model
 from utils.metrics import character_error_rate, word_error_rate
 from utils.pipeline import Datasets, make_dataset
+from utils.setup import has_front_end
 
 
 # --- Compiling ----------------------------------------------------------------------------------
@@ -110,7 +115,7 @@ class ErrorRates(keras.callbacks.Callback):
 
     Keras' loss is not what we care about: this puts the character error rate into the logs,
     where early stopping, the checkpoint and the CSV log read it.
-    Put it first in the callback list. Prints one line per epoch when ``verbose``.
+    Put it before the callbacks that read its logs. Prints one line per epoch when ``verbose``.
     """
 
     def __init__(self, validation: tf.data.Dataset, vocabulary: Vocabulary, train_sample: tf.data.Dataset | None = None,
@@ -142,6 +147,50 @@ class ErrorRates(keras.callbacks.Callback):
             parts += [f"val CER {logs['val_cer']:6.1%}", f"val WER {logs['val_wer']:6.1%}",
                       f"lr {logs['learning_rate']:.1e}", f"{logs['seconds']:4.0f} s"]  # fmt: skip
             print("  ".join(parts), flush=True)
+
+
+class BatchProgress(keras.callbacks.Callback):
+    """A progress bar within each epoch (tqdm), the loss beside it: what a learner watches during a long epoch.
+
+    Only a batch-end hook that counts, and the loss is read every ``UPDATE_SECONDS``: reading it after every
+    batch would make Keras wait for each step (bench/progress.py measures what the bar costs). A widget bar
+    where a person watches the notebook; a text bar on stdout, rarely redrawn, when it runs headless
+    (``make run``, nbval), so that committed outputs stay small and nothing goes to stderr.
+    """
+
+    UPDATE_SECONDS = 2.0
+    HEADLESS_SECONDS = 30.0
+
+    def __init__(self, steps: int | None = None, widget: bool | None = None):
+        """``steps``: batches per epoch, when known; else the first epoch counts them for the next ones."""
+        super().__init__()
+        self.steps = steps
+        self.widget = has_front_end() if widget is None else widget
+        self.bar = None
+        self._last = 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self.widget:
+            self.bar = tqdm.auto.tqdm(total=self.steps, desc=f"epoch {epoch + 1}", unit="batch", leave=False)
+        else:
+            self.bar = tqdm.tqdm(total=self.steps, desc=f"epoch {epoch + 1}", unit="batch", leave=False, file=sys.stdout,
+                                 mininterval=self.HEADLESS_SECONDS, ascii=True)  # fmt: skip
+        self._last = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.bar.update(1)
+        now = time.perf_counter()
+        if logs and "loss" in logs and now - self._last >= self.UPDATE_SECONDS:
+            self.bar.set_postfix(loss=f"{float(logs['loss']):.2f}", refresh=False)
+            self._last = now
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.bar is not None:
+            self.steps = self.steps or self.bar.n
+            self.bar.close()
+            self.bar = None
+
+    on_train_end = on_epoch_end
 
 
 def budget_learning_rate(fraction: float, initial: float) -> float:
@@ -424,9 +473,25 @@ def _start_run(run: RunFolder, vocabulary: Vocabulary, verbose: bool) -> int | N
         run.folder.rename(aside)
         if verbose:
             print(f"An earlier run was in {config.display_path(run.folder)}: moved to {config.display_path(aside)}")
+        _remove_older_runs(run)
     run.folder.mkdir(parents=True, exist_ok=True)
     vocabulary.save(run.vocabulary)
     return None
+
+
+def _remove_older_runs(run: RunFolder) -> None:
+    """Keep the newest ``config.EARLIER_RUNS_KEPT`` earlier copies of ``run`` (``<run>.<time>``), delete the rest, saying so.
+
+    Every rerun of chapter 04 moves the last run aside: without this, each left another copy behind. Only folders
+    named exactly so are touched (a ``*.damaged-*`` file or a folder you renamed is kept); None keeps every copy.
+    """
+    if config.EARLIER_RUNS_KEPT is None:
+        return
+    pattern = re.compile(re.escape(run.folder.name) + r"\.\d{8}-\d{6}")
+    earlier = sorted(path for path in run.folder.parent.iterdir() if path.is_dir() and pattern.fullmatch(path.name))
+    for old in earlier[: max(len(earlier) - config.EARLIER_RUNS_KEPT, 0)]:
+        shutil.rmtree(old)
+        print(f"Removed the older run {config.display_path(old)} (config.EARLIER_RUNS_KEPT = {config.EARLIER_RUNS_KEPT})")
 
 
 def _finish_run(model: keras.Model, run: RunFolder) -> None:
@@ -458,9 +523,11 @@ def train_crnn(
     minutes: float | None = None,
     callbacks: list[keras.callbacks.Callback] | None = None,
     verbose: bool = True,
+    progress: bool | None = None,
 ) -> pd.DataFrame:
     """Fit a compiled CRNN with early stopping on validation CER; return the history (one row per epoch).
 
+    ``progress`` shows a bar within each epoch (:class:`BatchProgress`); None: when ``verbose``.
     The learning rate: with a time budget (``minutes``) the compiled rate, then a cosine down to
     ``config.LR_MIN`` over the last part of the budget (:class:`TimeBudget`); without one it halves when the
     validation loss stalls; a cosine over epochs compiled into the optimizer (:func:`compile_crnn`)
@@ -485,7 +552,9 @@ def train_crnn(
         # (the all-blank phase at the start): halving on the CER would slow the escape from it.
         rate = [keras.callbacks.ReduceLROnPlateau("val_loss", factor=0.5, patience=config.LR_PLATEAU_PATIENCE,
                                                   min_lr=config.LR_MIN, mode="min")]  # fmt: skip
+    progress = verbose if progress is None else progress
     steps = [
+        *([BatchProgress()] if progress else []),  # first: its bar is gone before the epoch's line is printed
         ErrorRates(validation, vocabulary, train_sample, epochs, verbose),
         *rate,
         keras.callbacks.EarlyStopping("val_cer", mode="min", patience=patience, restore_best_weights=True, min_delta=1e-4),
@@ -517,6 +586,7 @@ def fine_tune(
     epochs: int | None = None,
     patience: int | None = None,
     verbose: bool = True,
+    progress: bool | None = None,
 ) -> pd.DataFrame:
     """Go on training a trained CRNN on a few real words: its own learning rate, the same loss.
 
@@ -541,7 +611,7 @@ def fine_tune(
         else:
             epochs = config.FINETUNE_EPOCHS_QUICK if config.quick_mode() else config.EPOCHS
     return train_crnn(model, train, validation, vocabulary, run, epochs=epochs, patience=patience, minutes=minutes,
-                      verbose=verbose)  # fmt: skip
+                      verbose=verbose, progress=progress)  # fmt: skip
 
 
 def with_rehearsal(real: tf.data.Dataset, synthetic: tf.data.Dataset, synthetic_share: float | None = None,
