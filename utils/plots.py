@@ -83,7 +83,7 @@ def word_grid(
         if image.ndim == 3 and image.shape[-1] == 1:
             image = image[..., 0]
         ax.imshow(image, cmap="gray", vmin=0, vmax=255 if image.dtype == np.uint8 else 1)
-        ax.set_title(caption, fontsize=caption_size, color=color)
+        ax.set_title(caption, fontsize=caption_size, **({"color": color} if color else {}))
         if frame:
             ax.set_axis_on()
             ax.set(xticks=[], yticks=[])
@@ -92,3 +92,101 @@ def word_grid(
         fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+# --- Chapter 04: the model, its alignment, files as they are on disk ----------------------------------
+def _block_of(layer_name: str) -> str:
+    """The block a CRNN layer belongs to, for the diagram: conv1..conv7 with their norm/ReLU/pool, then the head."""
+    if layer_name == "image":
+        return "input"
+    match = re.fullmatch(r"(?:conv|bn|relu)(\d+)", layer_name)
+    if match:
+        return f"conv{match.group(1)}"
+    if layer_name.startswith("pool"):
+        return ""  # belongs to the convolution before it
+    return {"columns_first": "to sequence", "map_to_sequence": "to sequence", "dropout1": "bilstm1",
+            "dropout2": "bilstm2"}.get(layer_name, layer_name)  # fmt: skip
+
+
+def crnn_blocks(model) -> list[dict]:
+    """The CRNN as blocks from input to logits: name, the layers in it, its output shape, its parameters."""
+    blocks: list[dict] = []
+    for layer in model.layers:
+        block = _block_of(layer.name) or blocks[-1]["name"]
+        if not blocks or blocks[-1]["name"] != block:
+            blocks.append({"name": block, "layers": [], "shape": None, "parameters": 0})
+        blocks[-1]["layers"].append(type(layer).__name__)
+        blocks[-1]["shape"] = tuple(layer.output.shape[1:])
+        blocks[-1]["parameters"] += layer.count_params()
+    return blocks
+
+
+def model_diagram(model, title: str = "The CRNN, block by block: the shape after each"):
+    """A box per block from the input image to the logits, with its layers and output shape; returns the figure."""
+    blocks = crnn_blocks(model)
+    fig, ax = plt.subplots(figsize=(15, 0.78 * len(blocks) + 0.8))
+    palette = sns.color_palette(config.PALETTE)
+    kinds = {"input": palette[7], "conv": palette[0], "to sequence": palette[2], "bilstm": palette[1], "logits": palette[3]}
+    for row, block in enumerate(blocks):
+        y = len(blocks) - 1 - row
+        kind = next(key for key in kinds if block["name"].startswith(key))
+        ax.add_patch(plt.Rectangle((0, y + 0.12), 4.2, 0.76, facecolor=kinds[kind], alpha=0.35, edgecolor="black"))
+        ax.text(0.15, y + 0.5, block["name"], va="center", fontsize=config.FONT_SIZE, weight="bold")
+        layers_text = " + ".join(name.replace("Conv2D", "Conv").replace("BatchNormalization", "BatchNorm")
+                                 .replace("MaxPooling2D", "MaxPool").replace("Bidirectional", "BiLSTM")
+                                 for name in block["layers"] if name != "InputLayer")  # fmt: skip
+        ax.text(1.6, y + 0.5, layers_text or "a gray word image", va="center", fontsize=config.FONT_SIZE - 1)
+        shape = " x ".join(str(size) for size in block["shape"])
+        ax.text(4.4, y + 0.5, shape, va="center", fontsize=config.FONT_SIZE, family="monospace")
+        ax.text(6.4, y + 0.5, f"{block['parameters']:,} parameters" if block["parameters"] else "", va="center",
+                fontsize=config.FONT_SIZE - 1)  # fmt: skip
+        if row < len(blocks) - 1:
+            ax.annotate("", xy=(0.9, y + 0.1), xytext=(0.9, y + 0.14 - 0.3), arrowprops={"arrowstyle": "<-"})
+    ax.text(4.4, len(blocks) + 0.05, "output shape", fontsize=config.FONT_SIZE, style="italic")
+    ax.set(xlim=(0, 8.6), ylim=(-0.1, len(blocks) + 0.5), title=title)
+    ax.axis("off")
+    fig.tight_layout()
+    return fig
+
+
+def ctc_alignment(images: Sequence[np.ndarray], logits: np.ndarray, vocabulary, titles: Sequence[str]):
+    """Word images cut into the model's 31 columns, with each step's most likely symbol under it (``-`` the blank).
+
+    What CTC learns to do: early in training every step says blank; trained, the letters appear under
+    the columns where they are written, once or repeated, with blanks between. Returns the figure.
+    """
+    steps = logits.shape[1]
+    fig, axes = plt.subplots(len(images), 1, figsize=(15, 2.6 * len(images)), squeeze=False)
+    for ax, image, step_logits, title in zip(axes[:, 0], images, logits, titles):
+        image = np.asarray(image)
+        image = image[..., 0] if image.ndim == 3 else image
+        ax.imshow(image, cmap="gray", vmin=0, vmax=1, extent=(0, steps, 1, 0), aspect="auto")
+        best = np.argmax(step_logits, axis=-1)
+        for step, token in enumerate(best):
+            symbol = "-" if token == 0 else vocabulary.decode([int(token)])
+            ax.text(step + 0.5, 1.22, symbol, ha="center", va="center", family="monospace",
+                    fontsize=config.FONT_SIZE + 1, color="gray" if token == 0 else "black",
+                    weight="normal" if token == 0 else "bold")  # fmt: skip
+        for step in range(1, steps):
+            ax.axvline(step, color="tab:blue", alpha=0.25, linewidth=0.8)
+        ax.set(xlim=(0, steps), ylim=(1.4, 0), xticks=[], yticks=[], title=title)
+        ax.grid(False)
+    fig.tight_layout()
+    return fig
+
+
+def as_on_disk(path: Path | str) -> np.ndarray:
+    """An image file as a viewer shows it: RGB, 16-bit scaled to 8, transparency over a gray checkerboard.
+
+    The model's input is gray and normalised; this is the file before any of that, to show them side by side.
+    """
+    with Image.open(path) as opened:
+        image = opened
+        if image.mode in ("I;16", "I;16B", "I"):
+            image = Image.fromarray((np.asarray(image, dtype=np.float64) / 257).clip(0, 255).astype(np.uint8))
+        rgba = np.asarray(image.convert("RGBA"), dtype=np.float64)
+    height, width = rgba.shape[:2]
+    squares = (np.add.outer(np.arange(height) // 8, np.arange(width) // 8) % 2) * 40 + 200
+    alpha = rgba[..., 3:] / 255
+    rgb = rgba[..., :3] * alpha + squares[..., None] * (1 - alpha)
+    return rgb.round().astype(np.uint8)
