@@ -4,7 +4,8 @@ Environment overrides (read when called, so a notebook or a test can set them la
 ``HTR_QUICK=1`` shrinks data and epochs; ``HTR_DATA_DIR`` points at an IAM copy;
 ``HTR_ARTIFACTS_DIR`` moves what the series writes; ``HTR_DOWNLOAD=kaggle`` opts in
 to downloading IAM from Kaggle, into ``HTR_KAGGLE_DIR`` (default data/kaggle); ``HTR_SPLIT_DIR``
-names a folder of split files (a published split); ``HTR_SEED`` changes the seed of everything random.
+names a folder of split files (a published split); ``HTR_SEED`` changes the seed of everything random;
+``HTR_SKIP_TRAINING=1`` makes chapter 04 use the shipped models instead of training.
 A blank value means unset, for every one of them (:func:`env_setting`).
 """
 
@@ -49,9 +50,23 @@ def artifacts_dir() -> Path:
     return REPO_ROOT / "artifacts" / "quick" if quick_mode() else REPO_ROOT / "artifacts"
 
 
+def env_flag(name: str) -> bool:
+    """True when environment variable ``name`` is set to a true value (1, true, yes, on)."""
+    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
 def quick_mode() -> bool:
     """True when ``HTR_QUICK`` is set to a true value: CI and impatient learners."""
-    return os.environ.get("HTR_QUICK", "").strip().lower() in {"1", "true", "yes", "on"}
+    return env_flag("HTR_QUICK")
+
+
+def skip_training() -> bool:
+    """True when ``HTR_SKIP_TRAINING`` is set: chapter 04 reads with the shipped models instead of training them.
+
+    For a class, or a machine too slow to train; chapter 04's ``SKIP_TRAINING = True`` does the same.
+    CI runs chapter 04 both ways.
+    """
+    return env_flag("HTR_SKIP_TRAINING")
 
 
 class SettingError(ValueError):
@@ -151,6 +166,11 @@ def synthetic_word_count() -> int:
 DHSD_DIR = REPO_ROOT / "dhsd"
 DHSD_SPLITS = ("finetune", "validation", "test")
 
+
+# Lines TensorFlow's C++ code writes to stderr that say nothing to a learner: the notebooks drop them
+# (utils.setup.drop_native_notices) and pass every other line. The DT_BOOL notice comes at the first training step
+# with the CTC loss, even on CPUs that have AVX-512.
+NATIVE_NOTICES = ("oneDNN supports DT_BOOL only on platforms with AVX-512",)
 
 # --- Figures (utils/plots.py) ---------------------------------------------------
 # One style for the series, readable on a projector: fonts of at least 12 pt, a colour-blind-safe palette.

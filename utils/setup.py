@@ -7,12 +7,14 @@ That cell is the same in every chapter, and its ``REPO_URL`` is ``config.REPO_UR
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import importlib
 import importlib.metadata
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 
 from utils import config
@@ -87,6 +89,51 @@ def native_stderr_muted() -> Iterator[None]:
         os.close(devnull)
 
 
+_FILTER_STARTED = False
+
+
+def drop_native_notices(notices: tuple[str, ...] = ()) -> None:
+    """From now on, drop the lines of the process's native stderr that contain one of ``notices``; pass every other.
+
+    Some TensorFlow notices come from C++ at the first training step (the oneDNN DT_BOOL line, on CPUs it
+    even misjudges), long after the import: muting stderr then would hide real errors too, so fd 2 goes
+    through a pipe and a thread that forwards every line but those. Once per process; ``config.NATIVE_NOTICES``
+    by default.
+    """
+    global _FILTER_STARTED
+    if _FILTER_STARTED:
+        return
+    notices = notices or config.NATIVE_NOTICES
+    sys.stderr.flush()
+    target = os.dup(2)
+    read_end, write_end = os.pipe()
+    os.dup2(write_end, 2)
+    os.close(write_end)
+
+    def forward() -> None:
+        with os.fdopen(read_end, "rb", buffering=0) as pipe:
+            pending = b""
+            while chunk := pipe.read(4096):
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                for line in lines:
+                    if not any(notice.encode() in line for notice in notices):
+                        os.write(target, line + b"\n")
+            if pending:
+                os.write(target, pending)
+
+    thread = threading.Thread(target=forward, name="native-stderr-filter", daemon=True)
+    thread.start()
+
+    def restore() -> None:  # at exit: end the pipe, so that a last line without a newline is still written
+        sys.stderr.flush()
+        os.dup2(target, 2)
+        thread.join(timeout=2)
+
+    atexit.register(restore)
+    _FILTER_STARTED = True
+
+
 def import_tensorflow_quietly() -> None:
     """Import TensorFlow with the process's native stderr muted for the moment.
 
@@ -97,6 +144,7 @@ def import_tensorflow_quietly() -> None:
         import tensorflow as tf
 
         tf.zeros(1)  # the first op probes the devices: that is when the cuInit line comes
+        tf.get_logger().setLevel("ERROR")  # Python-side notices, such as "N out of the last M calls triggered retracing"
 
 
 def _gpu_hint() -> str:
@@ -143,6 +191,7 @@ def prepare(check_tensorflow: bool = True, quick: bool = False) -> None:
             raise ImportError(f"TensorFlow {TENSORFLOW_MINIMUM} or newer is needed (found {tf_version})")
         versions["tensorflow"] = tf_version
         import_tensorflow_quietly()
+        drop_native_notices()
     from utils.plots import use_series_style
 
     use_series_style()
