@@ -332,3 +332,14 @@ MAX_IMAGE_PIXELS = 2**26
 MAX_BEAM_WIDTH = 100
 # A model input whose pixels all lie within this of each other has no ink (transparent, uniform): predict refuses it.
 BLANK_MAX_SPREAD = 2 / 255
+
+# --- Your own handwriting (utils/handwriting.py, chapter 04 section 9) ---
+# A photo of a line is split into words at its runs of empty columns wider than WORD_GAP times the writing's height
+# (handwriting.split_line_into_words). Chosen on lines put together from DHSD words: at 0.5 many printed hands, whose
+# letters stand apart, were cut inside words; at 1.0 words written close together stayed joined. A blob of ink
+# smaller than SPECK_PIXELS with no other ink near it is dust.
+WORD_GAP = 0.7
+SPECK_PIXELS = 30
+WORD_MARGIN = 6  # pixels of paper kept around each word cut from a line
+DRAWING_PAD_SIZE = (640, 200)  # width, height in CSS pixels: a word written large, as on paper
+DRAWING_STROKE = 7  # pen width in pixels

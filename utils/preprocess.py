@@ -225,7 +225,7 @@ _MARGIN_LINE_FRACTION = 0.9  # a vertical (margin) line runs over at least this 
 _BAND_LEVEL = 0.5  # the word's band: the rows around the densest one with at least this share of its ink
 
 
-def _ink_mask(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+def ink_mask(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     """uint8 masks (255 = ink) of pixels clearly and faintly darker than the paper around them; None when blank.
 
     The paper's light is estimated with a large morphological closing on a small copy (it keeps the
@@ -324,7 +324,7 @@ def _word_band(mask: np.ndarray) -> tuple[int, int]:
 def _word_box(gray: np.ndarray) -> tuple[int, int, int, int] | None:
     """(y0, y1, x0, x1) of the main word's ink in a float [H, W] image, or None when there is none."""
     height, width = gray.shape
-    masks = _ink_mask(gray)
+    masks = ink_mask(gray)
     if masks is None:
         return None
     mask, faint = _remove_lines(masks[0]), masks[1]

@@ -1,0 +1,155 @@
+"""Your own handwriting: widget data to images, a line split into words, and widgets that degrade headless."""
+
+from __future__ import annotations
+
+import base64
+import io
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw, ImageFont
+
+from utils import config
+from utils.handwriting import (
+    DrawingPad,
+    ask_for_images,
+    crop_words,
+    drawing_pad,
+    drawn_images,
+    image_from_data_url,
+    images_from_upload,
+    line_from_words,
+    split_line_into_words,
+    uploaded_images,
+)
+
+FONT = config.FONTS_DIR / "courgette.woff"
+
+
+def png_bytes(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def written_line(words: list[str], gap: int = 40, paper=None) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """A line of ``words`` drawn in a handwriting font, and each word's ink extent in x."""
+    font = ImageFont.truetype(str(FONT), 40)
+    widths = [int(font.getbbox(word)[2]) for word in words]
+    canvas = Image.new("L", (sum(widths) + gap * len(words) + 40, 110), 255)
+    draw = ImageDraw.Draw(canvas)
+    spans, x = [], 20
+    for word, width in zip(words, widths):
+        draw.text((x, 25), word, font=font, fill=20)
+        spans.append((x, x + width))
+        x += width + gap
+    line = np.asarray(canvas, np.float32)
+    if paper is not None:
+        line = np.minimum(line, paper(line.shape))
+    return line.clip(0, 255).astype(np.uint8), spans
+
+
+def test_each_shape_an_upload_comes_in_becomes_images_in_order():
+    word = np.full((30, 80), 255, np.uint8)
+    word[10:20, 10:70] = 0
+    data = png_bytes(word)
+    ipywidgets8 = ({"name": "a.png", "type": "image/png", "size": len(data), "content": memoryview(data)},
+                   {"name": "b.png", "type": "image/png", "size": len(data), "content": memoryview(data)})  # fmt: skip
+    ipywidgets7 = {"a.png": {"metadata": {"name": "a.png"}, "content": data}}
+    colab = {"a.png": data, "b.png": data}
+    data_url = "data:image/png;base64," + base64.b64encode(data).decode()
+    for value, names in ((ipywidgets8, ["a.png", "b.png"]), (ipywidgets7, ["a.png"]), (colab, ["a.png", "b.png"]),
+                         (data_url, ["drawing"]), ([data_url, colab], ["drawing", "a.png", "b.png"])):  # fmt: skip
+        images = images_from_upload(value)
+        assert [image.name for image in images] == names
+        for image in images:
+            assert image.error is None and image.image.dtype == np.uint8
+            np.testing.assert_array_equal(image.image, word)  # what the file holds, gray, pixel for pixel
+    assert images_from_upload(None) == [] and images_from_upload(()) == []
+    with pytest.raises(TypeError, match="an upload gives"):
+        images_from_upload(42)
+
+
+def test_a_bad_file_among_good_ones_is_named_and_the_others_are_read(capsys):
+    good = png_bytes(np.full((20, 40), 200, np.uint8))
+    images = images_from_upload({"good.png": good, "broken.jpg": b"\xff\xd8\xff not really a jpeg", "later.png": good})
+    assert [(image.name, image.image is not None) for image in images] == [("good.png", True), ("broken.jpg", False),
+                                                                            ("later.png", True)]  # fmt: skip
+    assert images[1].error.startswith("broken.jpg: ") and "readable image" in images[1].error
+    kept = uploaded_images({"good.png": good, "broken.jpg": b"junk"})
+    assert [image.name for image in kept] == ["good.png"]
+    assert "not read: broken.jpg" in capsys.readouterr().out
+
+
+def test_a_data_url_that_is_not_an_image_is_an_error_naming_it():
+    assert "not an image data URL" in image_from_data_url("hello", "pad").error
+    assert "not valid base64" in image_from_data_url("data:image/png;base64,@@@", "pad").error
+    assert image_from_data_url("data:image/png;base64," + base64.b64encode(b"abc").decode(), "pad").error.startswith("pad: ")
+
+
+def test_a_line_is_split_into_its_words_left_to_right():
+    line, spans = written_line(["the", "quick", "brown", "fox"])
+    boxes = split_line_into_words(line)
+    assert len(boxes) == 4
+    assert [box[0] for box in boxes] == sorted(box[0] for box in boxes)
+    for (x, y, w, h), (left, right) in zip(boxes, spans):
+        assert left - 3 <= x and x + w <= right + 3  # inside its word's extent ...
+        assert w > 0.6 * (right - left)  # ... and most of it
+    crops = crop_words(line, boxes)
+    assert [crop.shape[1] for crop in crops] == [w + 2 * config.WORD_MARGIN for _, _, w, _ in boxes]
+
+
+def test_a_line_photographed_in_uneven_light_is_split_the_same():
+    def shadow(shape):
+        rows, cols = np.mgrid[0:shape[0], 0:shape[1]]
+        return 250 - 90 * cols / shape[1] - 20 * rows / shape[0]  # darker to the right, as beside a window
+
+    line, _ = written_line(["Paris", "is", "lovely"], paper=shadow)
+    noisy = np.clip(line + np.random.default_rng(0).normal(0, 4, line.shape), 0, 255).astype(np.uint8)
+    assert len(split_line_into_words(noisy)) == 3
+
+
+def test_specks_alone_are_dust_and_paper_has_no_words():
+    line, _ = written_line(["one", "two"])
+    line[5:7, 5:7] = 0  # a speck of dust in the corner, far from the words
+    boxes = split_line_into_words(line)
+    assert len(boxes) == 2 and boxes[0][0] > 10
+    assert split_line_into_words(np.full((60, 200), 240, np.uint8)) == []
+    with pytest.raises(ValueError, match="gray image"):
+        split_line_into_words(np.zeros((4, 4, 3), np.uint8))
+
+
+def test_words_put_side_by_side_make_a_line_that_splits_back():
+    words = [written_line([text])[0] for text in ("hand", "written", "words")]
+    line = line_from_words(words, gap=30)
+    assert line.shape[0] == max(word.shape[0] for word in words) + 40
+    assert len(split_line_into_words(line)) == 3
+
+
+def test_the_drawing_pad_hands_over_what_was_drawn():
+    pad = DrawingPad()
+    assert pad.png == "" and drawn_images(pad) == [] and drawn_images(None) == []
+    assert (pad.width, pad.height) == config.DRAWING_PAD_SIZE
+    drawing = np.full((config.DRAWING_PAD_SIZE[1], config.DRAWING_PAD_SIZE[0]), 255, np.uint8)
+    drawing[80:120, 100:400] = 0
+    pad.png = "data:image/png;base64," + base64.b64encode(png_bytes(drawing)).decode()
+    [image] = drawn_images(pad)
+    assert image.name == "drawing" and image.image.shape == drawing.shape
+
+
+def test_without_a_front_end_the_widgets_say_so_and_give_nothing(monkeypatch, capsys):
+    for name in ("JPY_SESSION_NAME", "VSCODE_PID"):
+        monkeypatch.delenv(name, raising=False)
+    assert ask_for_images() is None and drawing_pad() is None
+    out = capsys.readouterr().out
+    assert "No upload: this kernel runs headless" in out and "No drawing pad" in out
+    assert uploaded_images(None) == []
+
+
+def test_the_words_of_a_line_are_read_by_the_shipped_model():
+    from utils.predict import load_reader, predict_images
+
+    line, _ = written_line(["the", "House"], gap=50)
+    reader, vocabulary = load_reader(config.SHIPPED_MODEL)
+    readings = [prediction.text for prediction in predict_images(reader, crop_words(line, split_line_into_words(line)), vocabulary)]
+    assert readings == ["the", "House"]
