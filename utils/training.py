@@ -154,12 +154,12 @@ class BatchProgress(keras.callbacks.Callback):
 
     Only a batch-end hook that counts, and the loss is read every ``UPDATE_SECONDS``: reading it after every
     batch would make Keras wait for each step (bench/progress.py measures what the bar costs). A widget bar
-    where a person watches the notebook; a text bar on stdout, rarely redrawn, when it runs headless
-    (``make run``, nbval), so that committed outputs stay small and nothing goes to stderr.
+    where a person watches the notebook; else a text bar on stdout (a terminal), redrawn every few seconds at
+    most, and never on stderr.
     """
 
     UPDATE_SECONDS = 2.0
-    HEADLESS_SECONDS = 30.0
+    TEXT_SECONDS = 5.0
 
     def __init__(self, steps: int | None = None, widget: bool | None = None):
         """``steps``: batches per epoch, when known; else the first epoch counts them for the next ones."""
@@ -174,7 +174,7 @@ class BatchProgress(keras.callbacks.Callback):
             self.bar = tqdm.auto.tqdm(total=self.steps, desc=f"epoch {epoch + 1}", unit="batch", leave=False)
         else:
             self.bar = tqdm.tqdm(total=self.steps, desc=f"epoch {epoch + 1}", unit="batch", leave=False, file=sys.stdout,
-                                 mininterval=self.HEADLESS_SECONDS, ascii=True)  # fmt: skip
+                                 mininterval=self.TEXT_SECONDS, ascii=True)  # fmt: skip
         self._last = time.perf_counter()
 
     def on_train_batch_end(self, batch, logs=None):
@@ -527,7 +527,8 @@ def train_crnn(
 ) -> pd.DataFrame:
     """Fit a compiled CRNN with early stopping on validation CER; return the history (one row per epoch).
 
-    ``progress`` shows a bar within each epoch (:class:`BatchProgress`); None: when ``verbose``.
+    ``progress`` shows a bar within each epoch (:class:`BatchProgress`); None: when ``verbose`` and someone
+    watches (a notebook front end, or a terminal), not in a headless run whose outputs are kept (``make run``).
     The learning rate: with a time budget (``minutes``) the compiled rate, then a cosine down to
     ``config.LR_MIN`` over the last part of the budget (:class:`TimeBudget`); without one it halves when the
     validation loss stalls; a cosine over epochs compiled into the optimizer (:func:`compile_crnn`)
@@ -552,7 +553,8 @@ def train_crnn(
         # (the all-blank phase at the start): halving on the CER would slow the escape from it.
         rate = [keras.callbacks.ReduceLROnPlateau("val_loss", factor=0.5, patience=config.LR_PLATEAU_PATIENCE,
                                                   min_lr=config.LR_MIN, mode="min")]  # fmt: skip
-    progress = verbose if progress is None else progress
+    if progress is None:
+        progress = verbose and (has_front_end() or sys.stdout.isatty())
     steps = [
         *([BatchProgress()] if progress else []),  # first: its bar is gone before the epoch's line is printed
         ErrorRates(validation, vocabulary, train_sample, epochs, verbose),
