@@ -14,7 +14,9 @@ from PIL import Image
 from utils import config
 from utils.encoding import Vocabulary
 from utils.model import build_crnn
-from utils.plots import as_on_disk, crnn_blocks, ctc_alignment, model_diagram, save_fig, use_series_style, word_grid
+from utils.plots import (
+    as_on_disk, crnn_blocks, ctc_alignment, model_diagram, plain_log_axis, save_fig, use_series_style, word_grid,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -42,6 +44,19 @@ def test_save_fig_writes_a_300_dpi_png_under_the_artifacts_and_refuses_odd_names
     for bad in ("../escape", "a b", ""):
         with pytest.raises(ValueError, match="figure name"):
             save_fig(bad, fig)
+
+
+def test_a_log_axis_under_a_decade_gets_plain_labels_with_its_unit():
+    fig, ax = plt.subplots()
+    ax.plot([0, 1, 2], [15.0, 40.0, 100.0])
+    ax.set_yscale("log")
+    plain_log_axis(ax.yaxis, "%")
+    fig.canvas.draw()
+    low, high = ax.get_ylim()
+    shown = [tick.get_text() for tick in ax.yaxis.get_ticklabels() if low <= tick.get_position()[1] <= high]
+    minor = [tick.get_text() for tick in ax.yaxis.get_ticklabels(minor=True) if tick.get_text()]
+    assert shown == ["20%", "50%", "100%"], shown
+    assert minor == []
 
 
 def test_the_diagram_has_one_block_per_stage_with_the_models_shapes_and_parameters():
