@@ -87,6 +87,22 @@ def test_the_alignment_writes_each_steps_best_symbol_under_its_column():
     assert fig.axes[0].get_title() == "a word"
 
 
+def test_the_alignment_shows_the_rows_with_ink_at_their_true_aspect_ratio():
+    image = np.ones((64, 128), np.float32)
+    image[24:40, 10:118] = 0.0  # a wide word: ink in 16 of the 64 rows
+    fig = ctc_alignment([image], np.zeros((1, config.TIME_STEPS, 4), np.float32), Vocabulary("abc"), ["wide"])
+    fig.canvas.draw()
+    ax = fig.axes[0]
+    shown = ax.images[0]
+    rows, columns = shown.get_array().shape
+    assert columns == 128 and 16 <= rows < 30  # the ink and a margin, not the empty paper above and below
+    left, right, bottom, top = shown.get_extent()
+    assert (bottom - top) / (right - left) == pytest.approx(rows / columns)  # not stretched in the data...
+    box = ax.get_window_extent()
+    image_height = box.height * (bottom - top) / abs(ax.get_ylim()[0] - ax.get_ylim()[1])
+    assert image_height / box.width == pytest.approx(rows / columns, rel=0.05)  # ...nor on the page
+
+
 def test_a_file_is_shown_as_on_disk_transparency_and_16_bit_included(tmp_path):
     transparent = np.zeros((16, 16, 4), np.uint8)
     transparent[4:8, 4:8] = (0, 0, 255, 255)  # a blue square on nothing

@@ -161,27 +161,36 @@ def model_diagram(model, title: str = "The CRNN, block by block: the shape after
     return fig
 
 
-def ctc_alignment(images: Sequence[np.ndarray], logits: np.ndarray, vocabulary, titles: Sequence[str]):
+def ctc_alignment(images: Sequence[np.ndarray], logits: np.ndarray, vocabulary, titles: Sequence[str], width: float = 15):
     """Word images cut into the model's 31 columns, with each step's most likely symbol under it (``-`` the blank).
 
     What CTC learns to do: early in training every step says blank; trained, the letters appear under
-    the columns where they are written, once or repeated, with blanks between. Returns the figure.
+    the columns where they are written, once or repeated, with blanks between. Each image is drawn at its
+    true aspect ratio, its rows with ink only (a wide word fills few of the 64): the letters look as the
+    model sees them, not stretched to the figure's width. Returns the figure.
     """
+    from utils.preprocess import crop_to_ink  # TensorFlow comes with it: only the chapters that train need this plot
+
     steps = logits.shape[1]
-    fig, axes = plt.subplots(len(images), 1, figsize=(15, 2.6 * len(images)), squeeze=False)
-    for ax, image, step_logits, title in zip(axes[:, 0], images, logits, titles):
-        image = np.asarray(image)
-        image = image[..., 0] if image.ndim == 3 else image
-        ax.imshow(image, cmap="gray", vmin=0, vmax=1, extent=(0, steps, 1, 0), aspect="auto")
+    images = [np.asarray(image)[..., 0] if np.ndim(image) == 3 else np.asarray(image) for image in images]
+    crops = [image[slice(*crop_to_ink(image)[:2])] for image in images]  # the rows with ink, the full width
+    symbol_row = 1.2  # the row of symbols under each image, in column widths
+    heights = [crop.shape[0] * steps / crop.shape[1] + symbol_row for crop in crops]  # in column widths
+    column = 0.93 * width / steps  # inches per column: the axes fill most of the figure's width
+    fig, axes = plt.subplots(len(crops), 1, figsize=(width, sum(column * h + 0.7 for h in heights)), squeeze=False,
+                             gridspec_kw={"height_ratios": heights})
+    for ax, crop, height, step_logits, title in zip(axes[:, 0], crops, heights, logits, titles):
+        image_height = height - symbol_row
+        ax.imshow(crop, cmap="gray", vmin=0, vmax=1, extent=(0, steps, image_height, 0), aspect="equal")
         best = np.argmax(step_logits, axis=-1)
         for step, token in enumerate(best):
             symbol = "-" if token == 0 else vocabulary.decode([int(token)])
-            ax.text(step + 0.5, 1.22, symbol, ha="center", va="center", family="monospace",
+            ax.text(step + 0.5, image_height + symbol_row / 2, symbol, ha="center", va="center", family="monospace",
                     fontsize=config.FONT_SIZE + 1, color="gray" if token == 0 else "black",
                     weight="normal" if token == 0 else "bold")  # fmt: skip
         for step in range(1, steps):
             ax.axvline(step, color="tab:blue", alpha=0.25, linewidth=0.8)
-        ax.set(xlim=(0, steps), ylim=(1.4, 0), xticks=[], yticks=[], title=title)
+        ax.set(xlim=(0, steps), ylim=(height, 0), xticks=[], yticks=[], title=title)
         ax.grid(False)
     fig.tight_layout()
     return fig
