@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON := $(VENV)/bin/python
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: install run test test-colab clean-quick
+.PHONY: install install-colab run test test-colab clean-quick
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PYTHON) || python3 -m venv $(VENV)
@@ -35,6 +35,8 @@ $(COLAB_VENV)/.installed: requirements.txt .ci/colab-versions.txt
 	$(COLAB_VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(COLAB_VENV)/bin/python -m pip install --quiet -r requirements.txt -c .ci/colab-versions.txt
 	touch $@
+
+install-colab: $(COLAB_VENV)/.installed
 
 test-colab: $(COLAB_VENV)/.installed
 	$(COLAB_VENV)/bin/python -c "import sys, tensorflow, keras, cv2; print('Colab versions: Python', sys.version.split()[0], '| TensorFlow', tensorflow.__version__, '| Keras', keras.__version__, '| OpenCV', cv2.__version__)"
