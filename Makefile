@@ -25,7 +25,7 @@ test: install
 
 # The unit tests and chapter 04 again, in a second environment with the versions Colab ships
 # (.ci/colab-versions.txt: TensorFlow 2.20, Keras 3.13, OpenCV 5), on Python 3.13 where pyenv has it:
-# requirements.txt admits them, and they once broke the TFLite export. CI runs it after `make test`.
+# requirements.txt admits them, and they once broke the TFLite export. CI runs it beside `make test` (.ci/run).
 # Chapter 04 runs here with SKIP_TRAINING (the shipped models), so CI tests both of its paths.
 COLAB_VENV ?= .venv-colab
 COLAB_PYTHON ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.13*/bin/python3) python3)
