@@ -21,8 +21,8 @@ def reader():
 
     An untrained model reads nothing (all blanks), which any export would reproduce; this one reads words, with
     confident scores (trained 75 minutes on 100,000 words): a model that barely reads a word lets int8's rounding
-    tip it either way. Until 2026-12 this fixture trained a compact CRNN on the 18 images for about 70 seconds,
-    run twice in CI (`make test`, `make test-colab`); loading the shipped model takes a second.
+    tip it either way. Loading it takes a second, where training a model on the 18 images took about 70 seconds
+    in each of CI's two environments.
     """
     paths, texts = zip(*read_labels(config.TEST_DATA_DIR, real=False))  # the 18 rendered words
     model, vocabulary = load_reader(config.SHIPPED_SYNTHETIC_MODEL)
