@@ -161,7 +161,7 @@ def model_diagram(model, title: str = "The CRNN, block by block: the shape after
     return fig
 
 
-def ctc_alignment(images: Sequence[np.ndarray], logits: np.ndarray, vocabulary, titles: Sequence[str], width: float = 15):
+def ctc_alignment(images: Sequence[np.ndarray], logits: np.ndarray, vocabulary, titles: Sequence[str]):
     """Word images cut into the model's 31 columns, with each step's most likely symbol under it (``-`` the blank).
 
     What CTC learns to do: early in training every step says blank; trained, the letters appear under
@@ -176,8 +176,8 @@ def ctc_alignment(images: Sequence[np.ndarray], logits: np.ndarray, vocabulary, 
     crops = [image[slice(*crop_to_ink(image)[:2])] for image in images]  # the rows with ink, the full width
     symbol_row = 1.2  # the row of symbols under each image, in column widths
     heights = [crop.shape[0] * steps / crop.shape[1] + symbol_row for crop in crops]  # in column widths
-    column = 0.93 * width / steps  # inches per column: the axes fill most of the figure's width
-    fig, axes = plt.subplots(len(crops), 1, figsize=(width, sum(column * h + 0.7 for h in heights)), squeeze=False,
+    column = 0.93 * 15 / steps  # inches per column of a 15-inch figure: the axes fill most of its width
+    fig, axes = plt.subplots(len(crops), 1, figsize=(15, sum(column * h + 0.7 for h in heights)), squeeze=False,
                              gridspec_kw={"height_ratios": heights})
     for ax, crop, height, step_logits, title in zip(axes[:, 0], crops, heights, logits, titles):
         image_height = height - symbol_row
