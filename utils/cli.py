@@ -8,7 +8,10 @@ traceback for a bug report.
 
 from __future__ import annotations
 
+import argparse
+import math
 import os
+import re
 import sys
 from collections.abc import Callable
 from typing import NoReturn
@@ -26,6 +29,48 @@ class UserError(Exception):
 
 # What a user's input or setup raises: reported in one line. Anything else is a bug and keeps its traceback.
 USER_ERRORS = (UserError, OSError, ValueError, UnicodeError)
+
+
+# --- Numbers a user types (arguments, ids in files, settings): one rule for the whole series ----------------
+# ASCII digits only, as IAM's ids are: int() and float() would also take "٣" (an Arabic-Indic three), "1_0", "+3",
+# " 3 ", "nan" and "1e999", and each of those once slipped through somewhere.
+_WHOLE_NUMBER = re.compile(r"[0-9]{1,18}")
+_DECIMAL_NUMBER = re.compile(r"(?:[0-9]{1,18}(?:\.[0-9]{0,18})?|\.[0-9]{1,18})")
+
+
+def whole_number(text: str) -> int:
+    """``text`` as an int: 0 or more, ASCII digits only; ValueError naming it otherwise."""
+    if not isinstance(text, str) or not _WHOLE_NUMBER.fullmatch(text):
+        raise ValueError(f"{text!r} is not a whole number (digits 0-9 only)")
+    return int(text)
+
+
+def positive_number(text: str) -> float:
+    """``text`` as a float above 0, written with ASCII digits and an optional decimal point (no sign, exponent,
+    nan or inf); ValueError naming it otherwise."""
+    if not isinstance(text, str) or not _DECIMAL_NUMBER.fullmatch(text) or float(text) <= 0:
+        raise ValueError(f"{text!r} is not a number above 0 (digits 0-9 and a decimal point, such as 7.5)")
+    return float(text)
+
+
+def check_positive(value: float, name: str) -> float:
+    """``value`` when it is a finite number above 0 (a time budget, a size); ValueError naming ``name`` otherwise."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a finite number above 0, not {value!r}")
+    return float(value)
+
+
+def argument(parse: Callable[[str], object]) -> Callable[[str], object]:
+    """An argparse ``type`` from a parser above: its ValueError becomes argparse's one-line usage error."""
+
+    def parse_argument(text: str):
+        try:
+            return parse(text)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+
+    parse_argument.__name__ = parse.__name__  # argparse names the type in its messages
+    return parse_argument
 
 
 def debug_mode() -> bool:

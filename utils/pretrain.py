@@ -8,9 +8,12 @@ teach. Stage 2 fine-tunes that model on the DHSD fine-tuning writers (``dhsd/``)
 DHSD validation writers, and saves ``models/crnn.keras``. ``models/vocabulary.txt`` serves both, and
 ``models/recipe.json`` records the settings, the data, the times and the error rates.
 
-Each stage keeps its run in ``artifacts/pretrain/<stage>/``: an interrupted command, started again
-with the same arguments, resumes where it stopped, and a finished stage is not trained again.
-Existing files in ``models/`` are never replaced without ``--overwrite`` (which moves them aside).
+Each stage keeps its run in ``artifacts/pretrain/<stage>/``, and the settings it was made with beside it
+(``<stage>.settings.json``): an interrupted command, started again with the same arguments, resumes where it
+stopped, and a finished stage is not trained again. A stage made with other settings is refused, naming them,
+never reused. Every argument is checked before anything is trained: budgets are numbers above 0, and ``--out``
+must be a folder that can be written. Existing files in ``models/`` are never replaced without ``--overwrite``
+(which moves them aside).
 """
 
 from __future__ import annotations
@@ -31,17 +34,18 @@ import_tensorflow_quietly()
 
 import keras  # noqa: E402
 
-from utils import config, dhsd  # noqa: E402
+from utils import cli, config, dhsd  # noqa: E402
 from utils.dataset import load_index  # noqa: E402
 from utils.devices import default_preset  # noqa: E402
 from utils.encoding import Vocabulary  # noqa: E402
 from utils.model import load_model, save_model  # noqa: E402
 from utils.pipeline import make_datasets  # noqa: E402
 from utils.synthetic import font_paths, generate_mini_iam  # noqa: E402
-from utils.training import RunFolder, fine_tune, read_dataset, train_regularised, with_rehearsal  # noqa: E402
+from utils.training import RunFolder, fine_tune, read_dataset, sha256, train_regularised, with_rehearsal  # noqa: E402
 
 STAGES = ("synthetic-only", "fine-tuned")
 RECIPE_FILE = "recipe.json"
+SETTINGS_SUFFIX = ".settings.json"  # beside each stage's run folder: what it was made with
 
 
 def shipped_vocabulary() -> Vocabulary:
@@ -53,8 +57,50 @@ def _finished(run: RunFolder) -> bool:
     return run.model.is_file() and run.history.is_file() and not run.interrupted
 
 
+def _settings_file(run: RunFolder) -> Path:
+    return run.folder.with_name(run.folder.name + SETTINGS_SUFFIX)
+
+
+def _check_stage(run: RunFolder, settings: dict) -> None:
+    """Refuse a stage folder that holds a run (finished or interrupted) made with other settings than ``settings``.
+
+    A folder without training in it is free: ``settings`` are recorded beside it, for the next command to check.
+    Only the keys of ``settings`` are compared, so the arguments can be checked before a stage's model exists.
+    """
+    record = _settings_file(run)
+    if not (run.folder.is_dir() and any(run.folder.iterdir())):
+        record.write_text(json.dumps(settings, indent=1) + "\n", encoding="utf-8")
+        return
+    try:
+        made_with = json.loads(record.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        made_with = None
+    if not isinstance(made_with, dict):
+        raise ValueError(f"{config.display_path(run.folder)} holds a run whose settings are not recorded "
+                         f"({config.display_path(record)} is missing or unreadable): move the folder away to train afresh")  # fmt: skip
+    differ = [f"{key} {made_with.get(key)!r} (now {value!r})" for key, value in settings.items() if made_with.get(key) != value]
+    if differ:
+        raise ValueError(f"{config.display_path(run.folder)} was made with {', '.join(differ)}: pass the same arguments "
+                         "to reuse or resume it, or move the folder away to train afresh")  # fmt: skip
+
+
+def _check_out(out: Path) -> None:
+    """``--out`` must be a folder, or a path under one, that this user can write: checked before any training."""
+    existing = next(path for path in (out, *out.parents) if path.exists() or path == Path(path.anchor or "."))
+    if not existing.is_dir():
+        where = "is" if existing == out else f"is under {config.display_path(existing)}, which is"
+        raise ValueError(f"--out {config.display_path(out)} {where} a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"--out {config.display_path(out)}: {config.display_path(existing)} cannot be written")
+
+
 def pretrain(words: int, seed: int, minutes: float, finetune_minutes: float, out: Path, overwrite: bool) -> dict:
     """Both stages, resumable; returns the recipe written to ``out/recipe.json``."""
+    cli.check_positive(minutes, "--minutes")
+    cli.check_positive(finetune_minutes, "--finetune-minutes")
+    if isinstance(words, bool) or not isinstance(words, int) or words < 1:
+        raise ValueError(f"--words must be a whole number above 0, not {words!r}")
+    _check_out(out)
     targets = [out / config.SHIPPED_SYNTHETIC_MODEL.name, out / config.SHIPPED_MODEL.name, out / config.VOCABULARY_FILE,
                out / RECIPE_FILE]
     existing = [path for path in targets if path.exists()]
@@ -68,6 +114,13 @@ def pretrain(words: int, seed: int, minutes: float, finetune_minutes: float, out
     recipe: dict = {"seed": seed, "preset": default_preset(), "vocabulary": "".join(vocabulary.characters),
                     "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}, python {platform.python_version()}",
                     "date": datetime.now(timezone.utc).strftime("%Y-%m-%d")}  # fmt: skip
+    synthetic_settings = {"words": words, "seed": seed, "minutes": minutes, "preset": recipe["preset"],
+                          "vocabulary": recipe["vocabulary"]}  # fmt: skip
+    tuned_settings = {**synthetic_settings, "finetune_minutes": finetune_minutes, "learning_rate": config.FINETUNE_LEARNING_RATE,
+                      "freeze_convolutions": config.FINETUNE_FREEZE_CONVOLUTIONS, "rehearsal": config.FINETUNE_REHEARSAL}  # fmt: skip
+    work.mkdir(parents=True, exist_ok=True)
+    _check_stage(runs["synthetic-only"], synthetic_settings)  # both, before anything is generated or trained
+    _check_stage(runs["fine-tuned"], tuned_settings)
 
     # Stage 1: the embedded default, at a size that fills the budget with new words.
     started = time.perf_counter()
@@ -99,6 +152,7 @@ def pretrain(words: int, seed: int, minutes: float, finetune_minutes: float, out
                          eval_batch_size=config.EVAL_BATCH_SIZE, splits=config.DHSD_SPLITS, training_split="finetune")  # fmt: skip
     before = {split: read_dataset(model, real[split], vocabulary).cer for split in ("validation", "test")}
     tuned_run = runs["fine-tuned"]
+    _check_stage(tuned_run, {**tuned_settings, "synthetic_model_sha256": sha256(synthetic_run.model)})  # built on this one
     if _finished(tuned_run):
         print(f"Stage 2 already done: {config.display_path(tuned_run.model)}")
         tuned = load_model(tuned_run.model)
@@ -132,10 +186,11 @@ def pretrain(words: int, seed: int, minutes: float, finetune_minutes: float, out
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m utils.pretrain", description=__doc__.split("\n")[0])
-    parser.add_argument("--minutes", type=float, default=75.0, help="training budget of stage 1 (default 75)")
-    parser.add_argument("--finetune-minutes", type=float, default=config.FINETUNE_MINUTES, help="budget of stage 2")
-    parser.add_argument("--words", type=int, default=60_000, help="synthetic words to generate (default 60,000)")
-    parser.add_argument("--seed", type=int, default=42)
+    number, whole = cli.argument(cli.positive_number), cli.argument(cli.whole_number)
+    parser.add_argument("--minutes", type=number, default=75.0, help="training budget of stage 1 (default 75)")
+    parser.add_argument("--finetune-minutes", type=number, default=config.FINETUNE_MINUTES, help="budget of stage 2")
+    parser.add_argument("--words", type=whole, default=60_000, help="synthetic words to generate (default 60,000)")
+    parser.add_argument("--seed", type=whole, default=42)
     parser.add_argument("--out", type=Path, default=config.SHIPPED_MODELS_DIR, help="where the models go (default models/)")
     parser.add_argument("--overwrite", action="store_true", help="move existing models aside and write new ones")
     args = parser.parse_args(argv)

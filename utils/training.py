@@ -33,6 +33,7 @@ import tqdm
 import tqdm.auto
 
 from utils import config
+from utils.cli import check_positive
 from utils.decoding import decode
 from utils.devices import check_keras_can_fit, default_preset
 from utils.encoding import Vocabulary
@@ -217,7 +218,7 @@ class TimeBudget(keras.callbacks.Callback):
 
     def __init__(self, minutes: float, cosine: bool = True, spent_seconds: float = 0.0):
         super().__init__()
-        self.seconds = minutes * 60
+        self.seconds = check_positive(minutes, "a time budget (minutes)") * 60
         self.cosine = cosine
         self.spent_seconds = spent_seconds
         self.stopped = False
@@ -300,7 +301,8 @@ def _replace_atomically(path: Path, write) -> None:
         partial.unlink(missing_ok=True)
 
 
-def _sha256(path: Path) -> str:
+def sha256(path: Path) -> str:
+    """The SHA-256 of a file, read in blocks: what a backup or a pretraining stage records of the file it rests on."""
     digest = hashlib.sha256()
     with open(path, "rb") as file:
         for block in iter(lambda: file.read(1 << 20), b""):
@@ -354,7 +356,7 @@ class SafeBackupAndRestore(keras.callbacks.BackupAndRestore):
             return None, f"{metadata.name} is unreadable: {type(error).__name__}: {error}"
         if not weights.is_file():
             return None, f"{weights.name} is missing"
-        if expected is not None and _sha256(weights) != expected:
+        if expected is not None and sha256(weights) != expected:
             return None, f"{weights.name} does not match its checksum in {metadata.name}"
         if expected is None and not _readable_h5(weights):  # a backup written before checksums
             return None, f"{weights.name} is unreadable"
@@ -370,7 +372,7 @@ class SafeBackupAndRestore(keras.callbacks.BackupAndRestore):
         partial = latest_weights.with_name(f".latest.{os.getpid()}.partial.weights.h5")
         try:
             self.model.save_weights(partial, overwrite=True)
-            metadata = {"epoch": self._current_epoch, "batch": self._last_batch_seen, "weights_sha256": _sha256(partial)}
+            metadata = {"epoch": self._current_epoch, "batch": self._last_batch_seen, "weights_sha256": sha256(partial)}
             os.replace(partial, latest_weights)
         finally:
             partial.unlink(missing_ok=True)
@@ -533,7 +535,10 @@ def train_crnn(
     ``config.LR_MIN`` over the last part of the budget (:class:`TimeBudget`); without one it halves when the
     validation loss stalls; a cosine over epochs compiled into the optimizer (:func:`compile_crnn`)
     is left alone. At the end the model holds the weights of its best epoch, also in ``run.model``.
+    ``minutes`` is None (no budget) or a finite number above 0: 0, a negative number or NaN raises ValueError.
     """
+    if minutes is not None:
+        check_positive(minutes, "a time budget (minutes)")  # `if minutes:` once read 0 as "no budget"
     check_keras_can_fit(model.distribute_strategy)  # before the run folder is touched
     run = RunFolder.named(run) if isinstance(run, str) else run
     epochs = epochs or config.epochs()
@@ -546,7 +551,7 @@ def train_crnn(
         spent_seconds = float(earlier["seconds"].sum()) if "seconds" in earlier else 0.0
     scheduled = isinstance(getattr(model.optimizer, "_learning_rate", None), keras.optimizers.schedules.LearningRateSchedule)
     rate = []
-    if minutes:
+    if minutes is not None:
         rate = [TimeBudget(minutes, cosine=not scheduled, spent_seconds=spent_seconds)]
     elif not scheduled:
         # The rate follows the validation loss, which keeps falling while the CER still sits at 100%
@@ -655,6 +660,6 @@ def train_regularised(
     train_words = data.words["train"]
     sample = train_words.sample(min(config.TRAIN_CER_WORDS, len(train_words)), random_state=seed)
     train_sample = make_dataset(sample, data.vocabulary, training=False, batch_size=config.EVAL_BATCH_SIZE, name="train_sample")
-    history = train_crnn(model, data["train"], data["validation"], data.vocabulary, run, epochs=1000 if minutes else None,
+    history = train_crnn(model, data["train"], data["validation"], data.vocabulary, run, epochs=1000 if minutes is not None else None,
                          train_sample=train_sample, minutes=minutes, callbacks=callbacks, verbose=verbose)  # fmt: skip
     return model, history
