@@ -7,6 +7,7 @@ import os
 import struct
 import subprocess
 import sys
+import tracemalloc
 import zlib
 
 import numpy as np
@@ -219,13 +220,14 @@ def test_webp_is_read_like_png(tmp_path):
     assert shipped_reading([original, webp]) == ["small", "small"]
 
 
-@pytest.mark.parametrize("width", ["0", "-3", "101", "100000"])
-def test_a_beam_width_outside_its_range_is_a_usage_error(saved_model, files, capsys, width):
+@pytest.mark.parametrize("width", ["0", "101", "100000", "-3", "٣", "10_0", "+3", " 3"])
+def test_a_beam_width_outside_its_range_or_not_in_digits_is_a_usage_error(saved_model, files, capsys, width):
     with pytest.raises(SystemExit) as exit_info:
         main([str(files["png"]), "--model", str(saved_model), "--beam", width])
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
-    assert "argument --beam" in err and f"{width} is outside 1 to {config.MAX_BEAM_WIDTH}" in err
+    reason = f"{width} is outside 1 to {config.MAX_BEAM_WIDTH}" if width.isascii() and width.isdigit() else f"{width!r} is not a whole number"
+    assert "argument --beam" in err and reason in err
 
 
 def test_the_api_refuses_the_same_beam_widths_and_takes_the_widest(saved_model, files):
@@ -262,3 +264,51 @@ def test_an_unreadable_image_gets_one_line_on_stderr_and_no_tensorflow_log(saved
     named = [line for line in result.stderr.splitlines() if "truncated.png" in line]
     assert len(named) == 1 and named[0].startswith(f"{truncated}: not a readable image (")
     assert result.stdout.startswith(f"{files['png']}\t")
+
+
+def test_what_is_not_a_regular_file_is_named_for_what_it_is_and_never_opened(saved_model, files, tmp_path):
+    fifo = tmp_path / "pipe.png"
+    os.mkfifo(fifo)  # opening it would wait for a writer for ever
+    model, vocabulary = load_reader(saved_model)
+    predictions = predict_images(model, [tmp_path, fifo, "/dev/null", files["png"]], vocabulary)
+    assert [p.error for p in predictions] == ["a folder, not a file", "a named pipe (FIFO), not a file",
+                                              "a device, not a file", None]  # fmt: skip
+
+
+def test_a_large_file_is_refused_from_its_size_or_its_first_bytes_before_it_is_read(saved_model, tmp_path):
+    video, junk = tmp_path / "X.mp4", tmp_path / "junk.png"
+    with open(video, "wb") as file:  # sparse: 1.5 GB on paper, nothing on disk
+        file.write(b"\x00\x00\x00\x18ftypmp42")
+        file.truncate(1_500_000_000)
+    with open(junk, "wb") as file:
+        file.write(b"RIFF\x00\x00\x00\x00AVI LIST")  # a video's header, under the size limit
+        file.truncate(config.MAX_IMAGE_FILE_BYTES - 1)
+    model, vocabulary = load_reader(saved_model)
+    tracemalloc.start()
+    predictions = predict_images(model, [video, junk], vocabulary)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert predictions[0].error == (f"too large: 1,500,000,000 bytes, more than the limit of {config.MAX_IMAGE_FILE_BYTES:,} "
+                                    "bytes (config.MAX_IMAGE_FILE_BYTES)")  # fmt: skip
+    assert predictions[1].error.startswith("not a readable image (not PNG, JPEG, BMP, GIF or WebP: it starts b'RIFF")
+    assert peak < 10_000_000  # neither file was read
+
+
+def _lexicon_error(saved_model, files, lexicon, capsys) -> str:
+    assert main([str(files["png"]), "--model", str(saved_model), "--lexicon", str(lexicon)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and len(captured.err.splitlines()) == 1 and "Traceback" not in captured.err
+    return captured.err
+
+
+def test_a_lexicon_that_is_no_regular_file_of_text_is_one_error_line(saved_model, files, tmp_path, capsys):
+    zero, fifo, large, latin = tmp_path / "zero.txt", tmp_path / "fifo.txt", tmp_path / "large.txt", tmp_path / "latin.txt"
+    zero.symlink_to("/dev/zero")  # read without a limit, it grew past 3 GB
+    os.mkfifo(fifo)  # read, it hung
+    with open(large, "wb") as file:
+        file.truncate(config.MAX_LEXICON_BYTES + 1)
+    latin.write_bytes("Stra\xdfe\nM\xfchle\n".encode("latin-1"))
+    assert _lexicon_error(saved_model, files, zero, capsys) == f"error: --lexicon {zero}: a device, not a file\n"
+    assert _lexicon_error(saved_model, files, fifo, capsys) == f"error: --lexicon {fifo}: a named pipe (FIFO), not a file\n"
+    assert f"--lexicon {large}: too large: {config.MAX_LEXICON_BYTES + 1:,} bytes" in _lexicon_error(saved_model, files, large, capsys)
+    assert _lexicon_error(saved_model, files, latin, capsys) == f"error: --lexicon {latin}: not UTF-8 text (byte 4 is b'\\xdf')\n"

@@ -12,8 +12,10 @@ import argparse
 import math
 import os
 import re
+import stat
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import NoReturn
 
 EXIT_OK = 0
@@ -71,6 +73,42 @@ def argument(parse: Callable[[str], object]) -> Callable[[str], object]:
 
     parse_argument.__name__ = parse.__name__  # argparse names the type in its messages
     return parse_argument
+
+
+# --- Files a user names --------------------------------------------------------------------------------------
+_NOT_FILES = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISCHR, "a device"),
+              (stat.S_ISBLK, "a device"), (stat.S_ISSOCK, "a socket"))  # fmt: skip
+
+
+def read_user_file(path: Path | str, max_bytes: int, limit_name: str, check_start: Callable[[bytes], None] | None = None) -> bytes:
+    """The bytes of a regular file of at most ``max_bytes`` (``limit_name`` says where that limit is set).
+
+    Raises ValueError saying what is wrong, without the path (the caller names it): no such file, a folder, a
+    FIFO or a device (never opened: a FIFO would hang), empty, too large. ``check_start`` sees the first 64 bytes
+    before the rest is read, so a large file of the wrong kind is refused from its header, not after reading it all.
+    """
+    try:
+        info = os.stat(path)  # follows a symbolic link to what it points at (/dev/zero is a device)
+    except FileNotFoundError:
+        raise ValueError("no such file") from None
+    except OSError as error:
+        raise ValueError(f"cannot be read ({error.strerror or error})") from None
+    for test, kind in _NOT_FILES:
+        if test(info.st_mode):
+            raise ValueError(f"{kind}, not a file")
+    too_large = f"more than the limit of {max_bytes:,} bytes ({limit_name})"
+    if info.st_size == 0:
+        raise ValueError("the file is empty")
+    if info.st_size > max_bytes:
+        raise ValueError(f"too large: {info.st_size:,} bytes, {too_large}")
+    with open(path, "rb") as file:
+        data = file.read(64)
+        if check_start is not None:
+            check_start(data)
+        data += file.read(max_bytes + 1 - len(data))  # a file that grew since it was looked at stops at the limit
+    if len(data) > max_bytes:
+        raise ValueError(f"too large: {too_large}")
+    return data
 
 
 def debug_mode() -> bool:

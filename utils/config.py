@@ -327,6 +327,12 @@ MAX_SEED = 2**32 - 1
 # preprocess.decode_gray, utils.iam's check through Pillow). 8192 x 8192: more than a phone photo of a word needs (48
 # megapixels is 8000 x 6000); decoding an RGBA file takes about 45 bytes a pixel (3.9 GB at 81 megapixels, measured).
 MAX_IMAGE_PIXELS = 2**26
+# Bytes of an image file that predict reads, checked before it is read (its first bytes must be an image's): a 48
+# megapixel phone JPEG is about 15 MB, a 16-bit PNG at MAX_IMAGE_PIXELS up to 512 MB uncompressed. A 1.5 GB video named
+# .png once took 3.8 GB of memory before it was refused.
+MAX_IMAGE_FILE_BYTES = 256_000_000
+# Bytes of a --lexicon file: a word list of every IAM, Wikipedia or dictionary word is a few MB.
+MAX_LEXICON_BYTES = 64_000_000
 # Widest CTC beam predict accepts, ten times BEAM_WIDTH: the time grows with the width (one word on a CPU: 0.1 s at
 # 100, 1.2 s at 1000, measured; 98 s at 100000 in issue 12).
 MAX_BEAM_WIDTH = 100

@@ -9,8 +9,8 @@ a TensorFlow Lite file written by ``utils.export`` (``--model .../model.tflite``
 Prints ``path<TAB>text`` for each image, in order; a path with a tab, a newline or another
 unprintable character is printed as a Python string literal (``'a\\tb.png'``), so each line stays
 one path and one text. Images go through exactly the preprocessing of training
-(``preprocess.load_image``): any size up to ``config.MAX_IMAGE_PIXELS`` pixels, PNG, JPEG, BMP,
-GIF or WebP, gray or colour, turned upright by a photo's EXIF orientation, light ink on a dark ground
+(``preprocess.preprocess_image``): any size up to ``config.MAX_IMAGE_PIXELS`` pixels, PNG, JPEG, BMP,
+GIF or WebP (a file of at most ``config.MAX_IMAGE_FILE_BYTES``, looked at before it is read), gray or colour, turned upright by a photo's EXIF orientation, light ink on a dark ground
 inverted. A file that cannot be read, or that holds no ink, is reported on stderr with the reason,
 and the others are still read; the exit status is then 1. ``--beam`` takes 1 to
 ``config.MAX_BEAM_WIDTH``. The model's vocabulary is the ``vocabulary.txt`` saved beside it by training.
@@ -35,12 +35,12 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from utils import config  # noqa: E402
+from utils import cli, config  # noqa: E402
 from utils.decoding import Lexicon, decode  # noqa: E402
 from utils.encoding import Vocabulary  # noqa: E402
 from utils.export import TFLiteModel  # noqa: E402
 from utils.model import load_model, predict_logits  # noqa: E402
-from utils.preprocess import load_image, preprocess_image, to_gray  # noqa: E402
+from utils.preprocess import check_image_start, decode_gray, preprocess_image, to_gray  # noqa: E402
 
 VOCABULARY_BESIDE_MODEL = "vocabulary.txt"
 NOT_IMAGES = {".csv", ".md", ".txt", ".json"}  # what a glob such as test_data/* also matches
@@ -117,19 +117,30 @@ def _array_to_gray(array: np.ndarray) -> tf.Tensor:
     return to_gray(scaled.astype(np.float32))
 
 
-def _read_file(path: Path) -> tf.Tensor:
-    """The model input of one image file; ValueError with TensorFlow's reason when it cannot be decoded.
+def decode_image_bytes(data: bytes) -> tf.Tensor:
+    """Gray float [H, W, 1] of an image file's bytes (:func:`utils.preprocess.decode_gray`); ValueError with the reason
+    in one line when it cannot be decoded, for every reader of users' files (predict, uploads in chapter 04).
 
-    TensorFlow's own log line about the failed op (``local_rendezvous``) is kept off stderr, and so is
-    Pillow's warning about a large image: the limit check that follows says it in one line.
+    TensorFlow's own log line about the failed op (``local_rendezvous``, ``jpeg_mem.cc``) is kept off stderr, and so
+    is Pillow's warning about a large image: the limit check that follows says it in one line.
     """
     try:
         with native_stderr_muted(), warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            return load_image(str(path))
+            return decode_gray(data)
     except tf.errors.OpError as error:
         message = _TF_NOISE.sub("", error.message.splitlines()[0]) if error.message else type(error).__name__
         raise ValueError(f"not a readable image ({message.strip() or type(error).__name__})") from None
+
+
+def _read_file(path: Path) -> tf.Tensor:
+    """The model input of one image file, exactly as training prepares it; ValueError naming what is wrong.
+
+    The file is looked at before it is read: a regular file (not a folder, FIFO or device), at most
+    ``config.MAX_IMAGE_FILE_BYTES``, whose first bytes are an image format's.
+    """
+    data = cli.read_user_file(path, config.MAX_IMAGE_FILE_BYTES, "config.MAX_IMAGE_FILE_BYTES", check_image_start)
+    return preprocess_image(decode_image_bytes(data))
 
 
 def _prepare(item: str | Path | np.ndarray) -> tf.Tensor:
@@ -141,12 +152,7 @@ def _prepare(item: str | Path | np.ndarray) -> tf.Tensor:
     if isinstance(item, np.ndarray):
         image = preprocess_image(_array_to_gray(item))
     else:
-        path = Path(item)
-        if not path.is_file():
-            raise ValueError("no such file")
-        if path.stat().st_size == 0:
-            raise ValueError("the file is empty")
-        image = _read_file(path)
+        image = _read_file(Path(item))
     if float(tf.reduce_max(image) - tf.reduce_min(image)) <= config.BLANK_MAX_SPREAD:
         raise ValueError(BLANK)
     return image
@@ -159,16 +165,24 @@ def _printable(source: str) -> str:
 
 
 def _beam_width(text: str) -> int:
-    """``--beam``'s value: an integer from 1 to ``config.MAX_BEAM_WIDTH`` (argparse reports anything else)."""
-    try:
-        width = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    """``--beam``'s value: a whole number (ASCII digits) from 1 to ``config.MAX_BEAM_WIDTH``; ValueError otherwise."""
+    width = cli.whole_number(text)
     if not 1 <= width <= config.MAX_BEAM_WIDTH:
-        raise argparse.ArgumentTypeError(
-            f"{width} is outside 1 to {config.MAX_BEAM_WIDTH} (config.MAX_BEAM_WIDTH; 1 is greedy, {config.BEAM_WIDTH} is usual)"
-        )
+        raise ValueError(f"{width} is outside 1 to {config.MAX_BEAM_WIDTH} (config.MAX_BEAM_WIDTH; 1 is greedy, {config.BEAM_WIDTH} is usual)")
     return width
+
+
+def read_lexicon(path: Path) -> Lexicon:
+    """The words of a ``--lexicon`` file (UTF-8, one a line); ValueError naming the file: not a regular file, larger
+    than ``config.MAX_LEXICON_BYTES``, not UTF-8, or no word in it."""
+    where = f"--lexicon {path}"  # as typed: resolving would name what a link points at
+    try:
+        text = cli.read_user_file(path, config.MAX_LEXICON_BYTES, "config.MAX_LEXICON_BYTES").decode("utf-8")
+        return Lexicon(text.splitlines())
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{where}: not UTF-8 text (byte {error.start:,} is {error.object[error.start:error.start + 1]!r})") from None
+    except ValueError as error:
+        raise ValueError(f"{where}: {error}") from None
 
 
 def predict_images(
@@ -211,15 +225,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--model", type=Path, default=config.SHIPPED_MODEL,
                         help=f"a .keras model saved by training, or an exported .tflite (default: {config.display_path(config.SHIPPED_MODEL)})")
     parser.add_argument("--vocabulary", type=Path, default=None, help=f"default: {VOCABULARY_BESIDE_MODEL} beside the model")
-    parser.add_argument("--beam", type=_beam_width, default=None, metavar="N",
+    parser.add_argument("--beam", type=cli.argument(_beam_width), default=None, metavar="N",
                         help=f"beam search of width N, 1 to {config.MAX_BEAM_WIDTH} (default: greedy)")
     parser.add_argument("--lexicon", type=Path, default=None, help="a text file of known words, one per line")
     args = parser.parse_args(argv)
     try:
         model, vocabulary = load_reader(args.model, args.vocabulary)
-        lexicon = None
-        if args.lexicon:
-            lexicon = Lexicon(args.lexicon.read_text(encoding="utf-8").split("\n"))
+        lexicon = read_lexicon(args.lexicon) if args.lexicon else None
     except (OSError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -35,6 +35,15 @@ _FORMAT_NAMES = "PNG, JPEG, BMP, GIF or WebP"  # what decode_gray reads
 _PILLOW_SIZE = re.compile(r"\((\d+) pixels\)")  # the size in Pillow's DecompressionBombError
 
 
+_SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"BM")  # PNG, JPEG, GIF, BMP; WebP below
+
+
+def check_image_start(start: bytes) -> None:
+    """Raise ValueError unless ``start`` (a file's first 12 bytes or more) opens a format :func:`decode_gray` reads."""
+    if not (start.startswith(_SIGNATURES) or (start[:4] == b"RIFF" and start[8:12] == b"WEBP")):
+        raise ValueError(f"not a readable image (not {_FORMAT_NAMES}: it starts {bytes(start[:8])!r})")
+
+
 def image_header(contents: bytes) -> tuple[int, int, int, str]:
     """(width, height, EXIF orientation 1-8, Pillow's format name) of encoded image bytes, from the header only.
 
