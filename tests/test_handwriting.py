@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import time
 
 import numpy as np
 import pytest
@@ -81,6 +82,44 @@ def test_a_bad_file_among_good_ones_is_named_and_the_others_are_read(capsys):
     assert "not read: broken.jpg" in capsys.readouterr().out
 
 
+def test_a_truncated_png_or_jpeg_upload_is_one_clean_line(capfd):
+    word = np.full((60, 160), 240, np.uint8)
+    word[20:40, 20:140] = 20
+    jpeg = io.BytesIO()
+    Image.fromarray(word).save(jpeg, format="JPEG")
+    png = png_bytes(word)
+    images = images_from_upload({"half.png": png[: len(png) // 2], "half.jpg": jpeg.getvalue()[: len(jpeg.getvalue()) // 2]})
+    for image in images:
+        assert image.image is None and image.error.startswith(f"{image.name}: not a readable image (")
+        assert "function_node" not in image.error and "Op:" not in image.error and "\n" not in image.error
+    assert "jpeg_mem" not in capfd.readouterr().err  # TensorFlow's native log line is kept off stderr
+
+
+def test_an_entry_without_bytes_is_named_and_the_rest_are_read():
+    good = png_bytes(np.full((20, 40), 200, np.uint8))
+    entries = {"none.png": None, "text.png": "iVBORw0", "huge.png": 10**9, "widget7.png": {"metadata": {}},
+               "good.png": good, "array.png": np.zeros(10, np.uint8)}  # fmt: skip
+    started = time.perf_counter()
+    images = images_from_upload(entries)
+    assert time.perf_counter() - started < 5  # bytes(10**9) once allocated 4.5 GB
+    assert [image.name for image in images] == list(entries)
+    assert [image.image is not None for image in images] == [False, False, False, False, True, False]
+    for image, kind in zip(images, ("NoneType", "str", "int", "NoneType", None, "ndarray")):
+        assert kind is None or image.error == f"{image.name}: no file content (got {kind}, not bytes)"
+    ipywidgets8_without_content = [{"name": "a.png", "type": "image/png", "size": 3, "content": None},
+                                   {"name": "b.png", "type": "image/png", "size": len(good), "content": memoryview(good)}]  # fmt: skip
+    assert [image.image is not None for image in images_from_upload(ipywidgets8_without_content)] == [False, True]
+    assert images_from_upload({"empty.png": b""})[0].error == "empty.png: the file is empty"
+
+
+def test_a_file_named_content_or_name_is_one_file_among_the_others():
+    good = png_bytes(np.full((20, 40), 200, np.uint8))
+    ipywidgets7 = {"content": {"metadata": {"name": "content"}, "content": good}, "x.png": {"metadata": {}, "content": good}}
+    colab = {"name": good, "content": good, "x.png": good}
+    assert [(image.name, image.error) for image in images_from_upload(ipywidgets7)] == [("content", None), ("x.png", None)]
+    assert [(image.name, image.error) for image in images_from_upload(colab)] == [("name", None), ("content", None), ("x.png", None)]
+
+
 def test_a_data_url_that_is_not_an_image_is_an_error_naming_it():
     assert "not an image data URL" in image_from_data_url("hello", "pad").error
     assert "not valid base64" in image_from_data_url("data:image/png;base64,@@@", "pad").error
@@ -117,6 +156,18 @@ def test_specks_alone_are_dust_and_paper_has_no_words():
     assert split_line_into_words(np.full((60, 200), 240, np.uint8)) == []
     with pytest.raises(ValueError, match="gray image"):
         split_line_into_words(np.zeros((4, 4, 3), np.uint8))
+    for empty in ((0, 0), (0, 50), (50, 0), (1, 1)):
+        assert split_line_into_words(np.zeros(empty, np.uint8)) == []
+
+
+def test_a_box_outside_the_image_gives_an_empty_crop_never_another_part():
+    image = np.arange(100 * 200, dtype=np.int64).reshape(100, 200)
+    outside, straddling, inside = (-50, -50, 20, 20), (190, 95, 30, 30), (10, 20, 30, 40)
+    crops = crop_words(image, [outside, straddling, inside, (300, 10, 5, 5), (10, 10, -5, -5)], margin=0)
+    assert crops[0].size == 0 and crops[3].size == 0 and crops[4].size == 0
+    np.testing.assert_array_equal(crops[1], image[95:, 190:])
+    np.testing.assert_array_equal(crops[2], image[20:60, 10:40])
+    np.testing.assert_array_equal(crop_words(image, [outside], margin=40)[0], image[:10, :10])  # the margin reaches in
 
 
 def test_words_put_side_by_side_make_a_line_that_splits_back():

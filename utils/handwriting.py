@@ -17,11 +17,10 @@ import anywidget
 import cv2
 import matplotlib.pyplot as plt
 import numpy as np
-import tensorflow as tf
 import traitlets
 
 from utils import config
-from utils.preprocess import decode_gray, ink_mask
+from utils.preprocess import check_image_start, decode_image_bytes, ink_mask
 from utils.setup import has_front_end, in_colab
 
 Box = tuple[int, int, int, int]  # x, y, width, height in pixels
@@ -37,13 +36,25 @@ class OwnImage:
     error: str | None = None
 
 
-def image_from_bytes(name: str, data: bytes) -> OwnImage:
-    """Decode one file's bytes as every reader of the series does (formats, EXIF, pixel limit); errors named."""
+def image_from_bytes(name: str, data: object) -> OwnImage:
+    """Decode one file's bytes as predict does (its size, its first bytes, formats, EXIF, pixel limit); errors named.
+
+    ``data`` must be bytes-like (bytes, bytearray, memoryview): anything else (None, a str, a number) is this file's
+    error, never converted (``bytes(10**9)`` would allocate a gigabyte of zeros).
+    """
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        return OwnImage(name, None, f"{name}: no file content (got {type(data).__name__}, not bytes)")
+    data = bytes(data)
     try:
-        gray = decode_gray(bytes(data)).numpy()[..., 0]
-    except (ValueError, tf.errors.OpError) as error:
-        reason = getattr(error, "message", None) or str(error)
-        return OwnImage(name, None, f"{name}: {reason.strip().splitlines()[0]}")
+        if not data:
+            raise ValueError("the file is empty")
+        if len(data) > config.MAX_IMAGE_FILE_BYTES:
+            raise ValueError(f"too large: {len(data):,} bytes, more than the limit of {config.MAX_IMAGE_FILE_BYTES:,} "
+                             "bytes (config.MAX_IMAGE_FILE_BYTES)")  # fmt: skip
+        check_image_start(data)
+        gray = decode_image_bytes(data).numpy()[..., 0]
+    except ValueError as error:
+        return OwnImage(name, None, f"{name}: {error}")
     return OwnImage(name, np.round(gray * 255).astype(np.uint8))
 
 
@@ -62,25 +73,30 @@ def image_from_data_url(url: str, name: str = "drawing") -> OwnImage:
 def images_from_upload(value: object) -> list[OwnImage]:
     """Every image in what an upload gives, in order.
 
-    Takes ipywidgets 8's ``FileUpload.value`` (dicts with ``name`` and ``content``), ipywidgets 7's (a dict
-    name -> {"content": ...}), ``google.colab.files.upload()``'s (a dict name -> bytes), a data URL, or a
-    list of these. A file that cannot be read is an :class:`OwnImage` with its error; the others are read.
+    Takes ipywidgets 8's ``FileUpload.value`` (dicts with ``name``, ``type``, ``size`` and ``content``), ipywidgets
+    7's (a dict name -> {"metadata": ..., "content": ...}), ``google.colab.files.upload()``'s (a dict name -> bytes),
+    a data URL, or a list of these. The shapes are told apart by their structure, not by a key's name: a file may be
+    called ``content``. An entry that cannot be read (no content, not bytes, not an image) is an :class:`OwnImage`
+    with its error; the others are read.
     """
     if value is None:
         return []
     if isinstance(value, str):
         return [image_from_data_url(value)]
     if isinstance(value, Mapping):
-        if "content" in value:  # one ipywidgets 8 file
-            return [image_from_bytes(str(value.get("name", "upload")), bytes(value["content"]))]
-        images = []
-        for name, item in value.items():
-            content = item.get("content") if isinstance(item, Mapping) else item
-            images.append(image_from_bytes(str(name), bytes(content)))
-        return images
+        if _one_ipywidgets8_file(value):
+            return [image_from_bytes(value["name"], value["content"])]
+        return [image_from_bytes(str(name), item.get("content") if isinstance(item, Mapping) else item)
+                for name, item in value.items()]  # fmt: skip
     if isinstance(value, Iterable):
         return [image for item in value for image in images_from_upload(item)]
     raise TypeError(f"an upload gives files, dicts or data URLs, not {type(value).__name__}")
+
+
+def _one_ipywidgets8_file(value: Mapping) -> bool:
+    """Whether ``value`` is one ipywidgets 8 file: its ``name`` a str and its ``content`` present. In a dict of files
+    (ipywidgets 7, Colab) each value is a file, a dict or bytes, never a str: a file named ``name`` holds bytes."""
+    return isinstance(value.get("name"), str) and "content" in value
 
 
 # --- A line into words ----------------------------------------------------------------------------------
@@ -137,12 +153,17 @@ def _ink_box(ink: np.ndarray, x0: int, x1: int) -> Box:
 
 
 def crop_words(gray: np.ndarray, boxes: Iterable[Box], margin: int | None = None) -> list[np.ndarray]:
-    """The word images inside ``boxes``, each with ``margin`` pixels of paper (default ``config.WORD_MARGIN``)."""
+    """The word images inside ``boxes``, each with ``margin`` pixels of paper (default ``config.WORD_MARGIN``), clipped to
+    the image; a box that lies outside it gives an empty (0-pixel) crop."""
     margin = config.WORD_MARGIN if margin is None else margin
     gray = np.asarray(gray)
     height, width = gray.shape[:2]
-    return [gray[max(0, y - margin):min(height, y + h + margin), max(0, x - margin):min(width, x + w + margin)]
-            for x, y, w, h in boxes]  # fmt: skip
+    crops = []
+    for x, y, w, h in boxes:  # clipped to the image: a box outside it gives an empty crop, never another part
+        x0, x1 = np.clip([x - margin, x + max(w, 0) + margin], 0, width)
+        y0, y1 = np.clip([y - margin, y + max(h, 0) + margin], 0, height)
+        crops.append(gray[y0:max(y0, y1), x0:max(x0, x1)])
+    return crops
 
 
 def line_from_words(words: Iterable[np.ndarray], gap: int = 40, margin: int = 20) -> np.ndarray:

@@ -19,33 +19,29 @@ and the others are still read; the exit status is then 1. ``--beam`` takes 1 to
 from __future__ import annotations
 
 import argparse
-import re
 import sys
-import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from utils.setup import import_tensorflow_quietly, native_stderr_muted
+from utils.setup import import_tensorflow_quietly
 
 import_tensorflow_quietly()  # before TensorFlow prints its start-up notices on the command line
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
-from PIL import Image  # noqa: E402
 
 from utils import cli, config  # noqa: E402
 from utils.decoding import Lexicon, decode  # noqa: E402
 from utils.encoding import Vocabulary  # noqa: E402
 from utils.export import TFLiteModel  # noqa: E402
 from utils.model import load_model, predict_logits  # noqa: E402
-from utils.preprocess import check_image_start, decode_gray, preprocess_image, to_gray  # noqa: E402
+from utils.preprocess import check_image_start, decode_image_bytes, preprocess_image, to_gray  # noqa: E402
 
 VOCABULARY_BESIDE_MODEL = "vocabulary.txt"
 NOT_IMAGES = {".csv", ".md", ".txt", ".json"}  # what a glob such as test_data/* also matches
 BLANK = "blank image: no ink found"
-_TF_NOISE = re.compile(r"\{\{function_node [^}]*\}\}\s*|\s*\[Op:\w+\].*$")  # TensorFlow's node and op names
 
 
 @dataclass
@@ -115,22 +111,6 @@ def _array_to_gray(array: np.ndarray) -> tf.Tensor:
     else:
         raise ValueError(f"unsupported pixel type {array.dtype}: expected uint8, uint16 or float in [0, 1]")
     return to_gray(scaled.astype(np.float32))
-
-
-def decode_image_bytes(data: bytes) -> tf.Tensor:
-    """Gray float [H, W, 1] of an image file's bytes (:func:`utils.preprocess.decode_gray`); ValueError with the reason
-    in one line when it cannot be decoded, for every reader of users' files (predict, uploads in chapter 04).
-
-    TensorFlow's own log line about the failed op (``local_rendezvous``, ``jpeg_mem.cc``) is kept off stderr, and so
-    is Pillow's warning about a large image: the limit check that follows says it in one line.
-    """
-    try:
-        with native_stderr_muted(), warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            return decode_gray(data)
-    except tf.errors.OpError as error:
-        message = _TF_NOISE.sub("", error.message.splitlines()[0]) if error.message else type(error).__name__
-        raise ValueError(f"not a readable image ({message.strip() or type(error).__name__})") from None
 
 
 def _read_file(path: Path) -> tf.Tensor:

@@ -14,6 +14,7 @@ import io
 import math
 import re
 import struct
+import warnings
 import zlib
 from pathlib import Path
 
@@ -23,6 +24,7 @@ import tensorflow as tf
 from PIL import Image, UnidentifiedImageError
 
 from utils import config
+from utils.setup import native_stderr_muted
 
 
 # --- Decoding -----------------------------------------------------------------------
@@ -33,6 +35,7 @@ _TF_FLOAT, _TF_UINT8, _PILLOW = 0, 1, 2  # how decode_gray decodes a format (see
 _DECODERS = {"WEBP": _TF_UINT8, "BMP": _PILLOW}
 _FORMAT_NAMES = "PNG, JPEG, BMP, GIF or WebP"  # what decode_gray reads
 _PILLOW_SIZE = re.compile(r"\((\d+) pixels\)")  # the size in Pillow's DecompressionBombError
+_TF_NOISE = re.compile(r"\{\{function_node [^}]*\}\}\s*|\s*\[Op:\w+\].*$")  # TensorFlow's node and op names
 
 
 _SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"BM")  # PNG, JPEG, GIF, BMP; WebP below
@@ -141,6 +144,22 @@ def decode_gray(contents: tf.Tensor | bytes) -> tf.Tensor:
     return tf.ensure_shape(_orient(to_gray(image), tf.cast(header[2], tf.int32)), [None, None, 1])
 
 
+def decode_image_bytes(data: bytes) -> tf.Tensor:
+    """Gray float [H, W, 1] of an image file's bytes (:func:`decode_gray`), eagerly; ValueError with the reason
+    in one line when it cannot be decoded, for every reader of users' files (predict, uploads in chapter 04).
+
+    TensorFlow's own log line about the failed op (``local_rendezvous``, ``jpeg_mem.cc``) is kept off stderr, and so
+    is Pillow's warning about a large image: the limit check that follows says it in one line.
+    """
+    try:
+        with native_stderr_muted(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            return decode_gray(data)
+    except tf.errors.OpError as error:
+        message = _TF_NOISE.sub("", error.message.splitlines()[0]) if error.message else type(error).__name__
+        raise ValueError(f"not a readable image ({message.strip() or type(error).__name__})") from None
+
+
 def to_gray(image: tf.Tensor) -> tf.Tensor:
     """Float [H, W, C] in [0, 1] with 1 to 4 channels (gray, gray+alpha, RGB, RGBA) -> [H, W, 1] gray."""
     image = tf.convert_to_tensor(image, tf.float32)
@@ -239,9 +258,12 @@ def ink_mask(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
 
     The paper's light is estimated with a large morphological closing on a small copy (it keeps the
     steps of hard shadows and removes every stroke narrower than the kernel); dividing by it makes
-    the paper evenly white, so one threshold serves a shadowed photo as well as a scan.
+    the paper evenly white, so one threshold serves a shadowed photo as well as a scan. An image with no pixels
+    has no ink (None).
     """
     height, width = gray.shape
+    if height == 0 or width == 0:
+        return None
     image = np.round(gray * 255.0).astype(np.uint8)
     factor = max(1, math.ceil(max(height, width) / 128))  # the background at most 128 px wide
     small = cv2.resize(image, (max(1, width // factor), max(1, height // factor)), interpolation=cv2.INTER_AREA)
