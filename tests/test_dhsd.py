@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import re
 import shutil
 from collections import Counter
 from pathlib import Path
@@ -17,7 +18,8 @@ from utils.dhsd import (
     VALIDATION_MIN_WORDS, VALIDATION_MIN_WRITERS, WORDS_FILE, DhsdError, dhsd_split, load_dhsd,
     make_writer_split, read_writer_split, write_writer_split,
 )  # fmt: skip
-from utils.encoding import ctc_feasible
+from utils.encoding import Vocabulary, ctc_feasible
+from utils.pipeline import select_words
 from utils.testdata import LABELS_FILE, REAL_FONT_PREFIX, REAL_MAX_LENGTH, copy_real_words, read_labels
 
 DHSD_WORDS = 1710
@@ -171,14 +173,50 @@ def test_a_missing_header_column_is_named(small_dhsd):
         load_dhsd(folder)
 
 
-def test_a_missing_or_empty_image_names_the_file_and_line(small_dhsd):
+@pytest.mark.parametrize("damage, kind", [("delete", "missing"), ("empty", "empty"), ("truncate", "unreadable")])
+def test_a_missing_empty_or_damaged_image_is_named_with_its_line_and_left_out(small_dhsd, damage, kind, capsys):
     folder, rows = small_dhsd
-    (folder / rows[1]["file_name"]).unlink()
-    with pytest.raises(FileNotFoundError, match=f"words.csv, line 3: the image .*{rows[1]['file_name']} does not exist"):
+    image = folder / rows[1]["file_name"]
+    data = image.read_bytes()
+    if damage == "delete":
+        image.unlink()
+    else:
+        image.write_bytes(b"" if damage == "empty" else data[: len(data) // 2])
+    frame = load_dhsd(folder)
+    out = capsys.readouterr().out
+    assert f"words.csv, line 3: the image " in out and f"{rows[1]['file_name']} is {kind} (" in out and "left out" in out
+    assert frame["image_problem"].isna().tolist() == [True, False] + [True] * (len(rows) - 2) and frame["image_problem"][1] == kind
+    split, vocabulary = frame["split"][1], Vocabulary(config.IAM_CHARSET)
+    kept = select_words(frame, split, vocabulary)[0]["word_id"].tolist()
+    whole = select_words(frame.assign(image_problem=None), split, vocabulary)[0]["word_id"].tolist()
+    assert kept == [word for word in whole if word != frame["word_id"][1]] and len(kept) == len(whole) - 1
+
+
+def test_words_csv_saved_by_excel_with_a_bom_is_read(small_dhsd):
+    folder, rows = small_dhsd
+    (folder / WORDS_FILE).write_bytes(b"\xef\xbb\xbf" + (folder / WORDS_FILE).read_bytes())
+    assert len(load_dhsd(folder)) == len(rows)
+
+
+def test_words_csv_in_latin_1_names_the_file_and_line(small_dhsd):
+    folder, _ = small_dhsd
+    lines = csv_lines(folder)
+    lines = [line for line in lines if line.isascii()] + ["german_hw_data/writer1/x.png,Möhren,Mohren,1"]
+    (folder / WORDS_FILE).write_bytes("\n".join([*lines, ""]).encode("latin-1"))
+    with pytest.raises(DhsdError, match=rf"words.csv, line {len(lines)}: not UTF-8 \(byte b'\\xf6'\); save it as UTF-8"):
         load_dhsd(folder)
-    (folder / rows[1]["file_name"]).write_bytes(b"")
-    with pytest.raises(FileNotFoundError, match=f"line 3: the image .*{rows[1]['file_name']} is empty"):
+
+
+@pytest.mark.parametrize("writer", ["³", "٣", "+3", "3.0", " "])
+def test_a_writer_id_that_is_not_ascii_digits_is_refused_naming_the_line(small_dhsd, writer):
+    folder, _ = small_dhsd
+    lines = csv_lines(folder)
+    rewrite(folder, [lines[0], lines[1], lines[2].rsplit(",", 1)[0] + f",{writer}", *lines[3:]])
+    with pytest.raises(DhsdError, match=f"words.csv, line 3: writer_id '{re.escape(writer.strip())}' is not a number"):
         load_dhsd(folder)
+    (folder / SPLITS_FOLDER / "test.txt").write_text("٣\n", encoding="utf-8")
+    with pytest.raises(DhsdError, match="test.txt, line 1: '٣' is not a writer id"):
+        read_writer_split(folder)
 
 
 def test_split_file_problems_are_named(small_dhsd):

@@ -14,6 +14,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from utils.cli import whole_number
+
 # --- Paths -------------------------------------------------------------------
 # Where Colab clones the series from: every chapter's first cell holds this same URL (tests/test_notebooks.py).
 REPO_URL = "https://github.com/htr-notebooks/handwriting-recognition"
@@ -96,9 +98,13 @@ def seed() -> int:
     value = env_setting("HTR_SEED")
     if value is None:
         return 42
-    if not (value.isascii() and value.isdigit()) or int(value) > MAX_SEED:
+    try:
+        number = whole_number(value)
+    except ValueError:
+        number = MAX_SEED + 1
+    if number > MAX_SEED:
         raise SettingError(f"HTR_SEED={value!r} is not a seed: use a whole number from 0 to {MAX_SEED}, or unset it")
-    return int(value)
+    return number
 
 
 # --- The IAM Handwriting Word Database ----------------------------------------

@@ -17,15 +17,18 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import sys
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
-from utils import config
+from utils import cli, config
+from utils.iam import inspect_image
 
 WORDS_FILE = "words.csv"
 SPLITS_FOLDER = "splits"
@@ -48,15 +51,36 @@ def _folder(folder: Path | str | None) -> Path:
 
 
 # --- words.csv --------------------------------------------------------------------------
-def read_words(folder: Path | str | None = None) -> pd.DataFrame:
-    """Every row of ``words.csv``, checked, without the split; a bad row or a missing image raises, naming its line."""
+def _text_of(path: Path) -> str:
+    """A UTF-8 file's text, with or without the BOM that Excel writes; DhsdError naming the line of a byte that is not
+    UTF-8 (a file saved as Latin-1 or Windows-1252)."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = data[: error.start].count(b"\n") + 1
+        raise DhsdError(f"{config.display_path(path)}, line {line}: not UTF-8 (byte {data[error.start:error.start + 1]!r}); "
+                        "save it as UTF-8") from None  # fmt: skip
+
+
+def _writer_id(text: str) -> str:
+    """A writer id as written in words.csv or a split file: ASCII digits (cli.whole_number), leading zeros dropped."""
+    return str(cli.whole_number(text))
+
+
+def read_words(folder: Path | str | None = None, verbose: bool = True) -> pd.DataFrame:
+    """Every row of ``words.csv``, checked, without the split; a bad row raises, naming its line.
+
+    Each image is decoded once (:func:`utils.iam.inspect_image`): one that is missing, empty or damaged gets its
+    ``image_problem`` (and is printed, with its line, when ``verbose``), and the pipeline leaves it out, as IAM's.
+    """
     folder = _folder(folder)
     words_file = folder / WORDS_FILE
     if not words_file.is_file():
         raise FileNotFoundError(f"{config.display_path(words_file)} does not exist: no DHSD words here")
     where = config.display_path(words_file)
-    rows, seen = [], {}
-    with words_file.open(encoding="utf-8", newline="") as file:
+    rows, seen, lines = [], {}, []
+    with io.StringIO(_text_of(words_file), newline="") as file:
         reader = csv.DictReader(file)
         missing = [c for c in CSV_COLUMNS if c not in (reader.fieldnames or [])]
         if missing:
@@ -73,25 +97,31 @@ def read_words(folder: Path | str | None = None) -> pd.DataFrame:
             unknown = sorted(set(iam_text) - IAM_TEXT_CHARACTERS)
             if unknown:
                 raise DhsdError(f"{where}, line {line}: iam_text {iam_text!r} has characters outside IAM's: {unknown}")
-            if not writer.isdigit():
-                raise DhsdError(f"{where}, line {line}: writer_id {writer!r} is not a number")
+            try:
+                writer = _writer_id(writer)
+            except ValueError:
+                raise DhsdError(f"{where}, line {line}: writer_id {writer!r} is not a number (digits 0-9 only)") from None
             word_id = relative.stem
             if word_id in seen:
                 raise DhsdError(f"{where}, line {line}: {name} repeats the word id of line {seen[word_id]}")
             seen[word_id] = line
-            path = folder / relative
-            if not path.is_file() or path.stat().st_size == 0:
-                state = "is empty" if path.is_file() else "does not exist"
-                raise FileNotFoundError(f"{where}, line {line}: the image {config.display_path(path)} {state}")
-            rows.append((word_id, str(path.resolve()), iam_text, text, str(int(writer))))
+            rows.append((word_id, str((folder / relative).resolve()), iam_text, text, writer))
+            lines.append(line)
     if not rows:
         raise DhsdError(f"{where}: no words")
-    return pd.DataFrame(rows, columns=["word_id", "path", "text", "published_text", "writer"])
+    frame = pd.DataFrame(rows, columns=["word_id", "path", "text", "published_text", "writer"])
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        inspected = list(pool.map(lambda path: inspect_image(Path(path)), frame["path"]))
+    frame["image_problem"] = [kind for _, kind, _ in inspected]
+    for line, path, (_, kind, detail) in zip(lines, frame["path"], inspected):
+        if kind is not None and verbose:
+            print(f"{where}, line {line}: the image {config.display_path(path)} is {kind} ({detail}): left out")
+    return frame
 
 
 # --- The writer split ------------------------------------------------------------------------
 def _writer_order(writer: str) -> tuple[int, str]:
-    return (int(writer), writer) if writer.isdigit() else (sys.maxsize, writer)
+    return (int(writer), writer) if writer.isascii() and writer.isdigit() else (sys.maxsize, writer)
 
 
 def make_writer_split(words: pd.DataFrame | None = None, seed: int = SPLIT_SEED) -> dict[str, list[str]]:
@@ -162,13 +192,14 @@ def read_writer_split(folder: Path | str | None = None) -> dict[str, str]:
         path = splits_dir / f"{name}.txt"
         if not path.is_file():
             raise FileNotFoundError(f"{config.display_path(path)} does not exist: make the split with python -m utils.dhsd split")
-        for line, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        for line, raw in enumerate(_text_of(path).splitlines(), start=1):
             token = raw.split("#", 1)[0].strip()
             if not token:
                 continue
-            if not token.isdigit():
-                raise DhsdError(f"{config.display_path(path)}, line {line}: {token!r} is not a writer id")
-            writer = str(int(token))
+            try:
+                writer = _writer_id(token)
+            except ValueError:
+                raise DhsdError(f"{config.display_path(path)}, line {line}: {token!r} is not a writer id") from None
             if writer in writers:
                 raise DhsdError(f"{config.display_path(path)}, line {line}: writer {writer} is already in {where[writer]}")
             writers[writer] = name
@@ -188,8 +219,7 @@ def load_dhsd(folder: Path | str | None = None) -> pd.DataFrame:
                         f"of {config.display_path(folder / SPLITS_FOLDER)}")  # fmt: skip
     frame["split"] = frame["writer"].map(split)
     frame["gray_level"] = -1  # no IAM binarization threshold: contrast comes from the image itself
-    frame["status"] = "ok"
-    frame["image_problem"] = None  # every image was found; utils.dataset.usable_words reads this column
+    frame["status"] = "ok"  # image_problem (read_words) leaves a bad image out: utils.dataset.usable_words reads it
     return frame[list(FRAME_COLUMNS)]
 
 
@@ -215,7 +245,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m utils.dhsd", description=__doc__.split("\n")[0])
     parser.add_argument("command", nargs="?", choices=("summary", "split"), default="summary")
     parser.add_argument("--folder", type=Path, default=config.DHSD_DIR)
-    parser.add_argument("--seed", type=int, default=SPLIT_SEED)
+    parser.add_argument("--seed", type=cli.argument(cli.whole_number), default=SPLIT_SEED)
     args = parser.parse_args(argv)
     if args.command == "split":
         for path in write_writer_split(args.folder, seed=args.seed):

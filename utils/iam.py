@@ -26,6 +26,7 @@ from typing import Iterable, Sequence
 from PIL import Image, UnidentifiedImageError
 
 from utils import config
+from utils.cli import whole_number
 
 Image.MAX_IMAGE_PIXELS = config.MAX_IMAGE_PIXELS // 2  # Pillow refuses twice this: config's limit, every reader's
 # a01-000u-00-00: text category and set, form number (+ optional copy letter), line, word.
@@ -630,10 +631,11 @@ def check_report(dataset: IamDataset, limit: int = 20) -> str:
 
 
 def _count(value: str) -> int:
-    """argparse type of a count: a whole number, 0 or more."""
-    if not (value.isascii() and value.isdigit()):
-        raise argparse.ArgumentTypeError(f"{value!r} is not a count (a whole number, 0 or more)")
-    return int(value)
+    """argparse type of a count: a whole number, 0 or more (:func:`utils.cli.whole_number`)."""
+    try:
+        return whole_number(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a count (a whole number, 0 or more)") from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
