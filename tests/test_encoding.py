@@ -88,6 +88,13 @@ def test_repeated_characters_are_refused():
         Vocabulary(["a", "b", "a"])
 
 
+def test_a_repeated_character_in_a_file_names_the_file_and_both_lines(tmp_path):
+    path = tmp_path / "vocabulary.txt"
+    path.write_text("<blank>\na\nb\na\n", encoding="utf-8")
+    with pytest.raises(VocabularyFileError, match=f"{path}, line 4: 'a' repeats line 2"):
+        Vocabulary.load(path)
+
+
 # --- CTC feasibility ----------------------------------------------------------------------
 @pytest.mark.parametrize(
     "text, steps",

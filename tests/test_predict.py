@@ -16,7 +16,7 @@ from PIL import Image, ImageOps
 
 from utils import config
 from utils.encoding import Vocabulary
-from utils.model import build_crnn
+from utils.model import build_crnn, save_model, saved_vocabulary
 from utils.predict import _array_to_gray, load_reader, main, predict_images
 from utils.testdata import LABELS_FILE, WORDS, is_real, make_test_data, read_labels
 
@@ -312,3 +312,25 @@ def test_a_lexicon_that_is_no_regular_file_of_text_is_one_error_line(saved_model
     assert _lexicon_error(saved_model, files, fifo, capsys) == f"error: --lexicon {fifo}: a named pipe (FIFO), not a file\n"
     assert f"--lexicon {large}: too large: {config.MAX_LEXICON_BYTES + 1:,} bytes" in _lexicon_error(saved_model, files, large, capsys)
     assert _lexicon_error(saved_model, files, latin, capsys) == f"error: --lexicon {latin}: not UTF-8 text (byte 4 is b'\\xdf')\n"
+
+
+def test_a_vocabulary_that_is_not_the_one_the_model_was_trained_with_is_refused(tmp_path, capsys):
+    folder = tmp_path / "model"
+    model = save_model(build_crnn("compact", len(VOCABULARY)), folder / "model.keras", vocabulary=VOCABULARY)
+    assert saved_vocabulary(model) == VOCABULARY
+    assert load_reader(model)[1] == VOCABULARY  # no file beside it: the one inside the model
+    swapped = list(VOCABULARY.characters)
+    swapped[0], swapped[1] = swapped[1], swapped[0]
+    Vocabulary(swapped).save(folder / "vocabulary.txt")  # two lines swapped: it read "the" as "tha"
+    with pytest.raises(ValueError, match="id 1 is 'a' in the model and 'b' in the file"):
+        load_reader(model)
+    assert main([str(config.TEST_DATA_DIR / "01_gray_png.png"), "--model", str(model)]) == 2
+    error = capsys.readouterr().err
+    assert len(error.splitlines()) == 1 and "is not the vocabulary" in error and "they do not belong together" in error
+    VOCABULARY.save(folder / "vocabulary.txt")
+    assert load_reader(model)[1] == VOCABULARY
+
+
+def test_the_shipped_models_hold_the_shipped_vocabulary():
+    shipped = Vocabulary.load(config.SHIPPED_MODELS_DIR / config.VOCABULARY_FILE)
+    assert saved_vocabulary(config.SHIPPED_MODEL) == shipped == saved_vocabulary(config.SHIPPED_SYNTHETIC_MODEL)

@@ -16,7 +16,7 @@ import tensorflow as tf
 
 from utils import config
 from utils.encoding import Vocabulary
-from utils.model import build_crnn, load_model
+from utils.model import build_crnn, load_model, saved_vocabulary
 from utils.preprocess import load_image
 from utils.synthetic import make_writers, render_word
 from utils.training import (
@@ -119,6 +119,7 @@ def test_a_run_logs_error_rates_keeps_the_best_model_and_its_vocabulary(batch, t
     assert {"loss", "val_loss", "val_cer", "val_wer", "cer", "learning_rate"} <= set(history.columns)
     assert history["val_cer"].between(0, 5).all()
     assert Vocabulary.load(run.vocabulary) == vocabulary
+    assert saved_vocabulary(run.model) == vocabulary  # inside the model too: a reader checks the file against it
     assert not run.interrupted  # the backup is removed when a run finishes
     # The model file holds the best epoch, and the model in memory ends with the same weights.
     saved = load_model(run.model)

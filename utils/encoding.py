@@ -102,27 +102,39 @@ class Vocabulary:
             lengths[row] = len(text)
         return EncodedTexts(ids, lengths, unknown, unknown_rows)
 
+    def to_text(self) -> str:
+        """One token per line: line 0 is the blank, line k the character with id k (the vocabulary file's text)."""
+        return "\n".join([BLANK_TOKEN, *self.characters]) + "\n"
+
     def save(self, path: Path | str) -> Path:
-        """Write one token per line: line 0 is the blank, line k the character with id k."""
+        """Write :meth:`to_text` to ``path``."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text("\n".join([BLANK_TOKEN, *self.characters]) + "\n", encoding="utf-8", newline="\n")
+        path.write_text(self.to_text(), encoding="utf-8", newline="\n")
         return path
+
+    @classmethod
+    def from_text(cls, text: str, where: str) -> "Vocabulary":
+        """Parse :meth:`to_text`'s format; errors name ``where`` (a file) and the line."""
+        if not text.endswith("\n"):
+            raise VocabularyFileError(f"{where}: the last line has no newline; was the file cut short?")
+        lines = text[:-1].split("\n")  # not splitlines(): a space is a character, and must survive
+        if lines[0] != BLANK_TOKEN:
+            raise VocabularyFileError(f"{where}, line 1: expected {BLANK_TOKEN!r} (id 0, the CTC blank), found {lines[0]!r}")
+        first: dict[str, int] = {}
+        for number, line in enumerate(lines[1:], start=2):
+            if len(line) != 1:
+                raise VocabularyFileError(f"{where}, line {number}: expected exactly one character, found {line!r}")
+            if line in first:
+                raise VocabularyFileError(f"{where}, line {number}: {line!r} repeats line {first[line]}")
+            first[line] = number
+        return cls(lines[1:])
 
     @classmethod
     def load(cls, path: Path | str) -> "Vocabulary":
         """Read a file written by :meth:`save`; errors name the file and the line."""
         path = Path(path)
-        text = path.read_text(encoding="utf-8")
-        if not text.endswith("\n"):
-            raise VocabularyFileError(f"{path}: the last line has no newline; was the file cut short?")
-        lines = text[:-1].split("\n")  # not splitlines(): a space is a character, and must survive
-        if lines[0] != BLANK_TOKEN:
-            raise VocabularyFileError(f"{path}, line 1: expected {BLANK_TOKEN!r} (id 0, the CTC blank), found {lines[0]!r}")
-        for number, line in enumerate(lines[1:], start=2):
-            if len(line) != 1:
-                raise VocabularyFileError(f"{path}, line {number}: expected exactly one character, found {line!r}")
-        return cls(lines[1:])
+        return cls.from_text(path.read_text(encoding="utf-8"), str(path))
 
 
 # --- CTC feasibility -------------------------------------------------------------------

@@ -22,6 +22,7 @@ import numpy as np
 from keras import layers
 
 from utils import config
+from utils.encoding import Vocabulary
 
 
 @dataclass(frozen=True)
@@ -235,13 +236,34 @@ def _load_from_newer_keras(path: Path) -> keras.Model | None:
 
 # The members every .keras archive that Keras 3 writes holds: an archive without them is not a whole model.
 _KERAS_MEMBERS = frozenset({"metadata.json", "config.json", "model.weights.h5"})
+# The vocabulary a model was trained with, inside its .keras archive (Keras ignores members it does not know): a
+# vocabulary.txt beside the model with two lines swapped was accepted and read "the" as "tha".
+VOCABULARY_MEMBER = "vocabulary.txt"
 
 
-def save_model(model: keras.Model, path: Path | str, overwrite: bool = False) -> Path:
+def add_vocabulary(path: Path, vocabulary: Vocabulary) -> None:
+    """Store ``vocabulary`` in the .keras archive at ``path`` (a file being written: :func:`save_model` does this)."""
+    with zipfile.ZipFile(path, "a") as archive:
+        if VOCABULARY_MEMBER in archive.namelist():
+            raise ValueError(f"{config.display_path(path)} already holds a vocabulary")
+        archive.writestr(VOCABULARY_MEMBER, vocabulary.to_text())
+
+
+def saved_vocabulary(path: Path | str) -> Vocabulary | None:
+    """The vocabulary stored in a .keras model by :func:`save_model`, or None (a model saved without one)."""
+    with zipfile.ZipFile(path) as archive:
+        if VOCABULARY_MEMBER not in archive.namelist():
+            return None
+        text = archive.read(VOCABULARY_MEMBER).decode("utf-8")
+    return Vocabulary.from_text(text, f"{config.display_path(path)} ({VOCABULARY_MEMBER} inside it)")
+
+
+def save_model(model: keras.Model, path: Path | str, overwrite: bool = False, vocabulary: Vocabulary | None = None) -> Path:
     """Write ``model`` to ``path`` atomically: into a temporary file beside it, checked, then renamed over it.
 
     Keras writes in place, so a kill or a full disk mid-write left a broken file where the model was; here the
     earlier file stays whole until the new one is complete. An existing file is replaced only with ``overwrite``.
+    ``vocabulary`` (the one the model writes) is stored inside the archive, so a reader can check the one it is given.
     """
     path = Path(path)
     if path.suffix != ".keras":
@@ -252,6 +274,8 @@ def save_model(model: keras.Model, path: Path | str, overwrite: bool = False) ->
     partial = path.with_name(f".{path.stem}.{os.getpid()}.partial.keras")  # same folder: os.replace stays atomic
     try:
         keras.saving.save_model(model, partial)
+        if vocabulary is not None:
+            add_vocabulary(partial, vocabulary)
         with open(partial, "rb") as written:
             os.fsync(written.fileno())  # on disk before the rename, so a power cut cannot leave a renamed empty file
         _check_written_archive(partial)

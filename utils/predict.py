@@ -36,7 +36,7 @@ from utils import cli, config  # noqa: E402
 from utils.decoding import Lexicon, decode  # noqa: E402
 from utils.encoding import Vocabulary  # noqa: E402
 from utils.export import TFLiteModel  # noqa: E402
-from utils.model import load_model, predict_logits  # noqa: E402
+from utils.model import load_model, predict_logits, saved_vocabulary  # noqa: E402
 from utils.preprocess import check_image_start, decode_image_bytes, preprocess_image, to_gray  # noqa: E402
 
 VOCABULARY_BESIDE_MODEL = "vocabulary.txt"
@@ -59,19 +59,33 @@ class Prediction:
 
 def load_reader(model_path: Path | str, vocabulary_path: Path | str | None = None) -> tuple[keras.Model | TFLiteModel, Vocabulary]:
     """A saved model (``.keras``, loaded with ``safe_mode=True``, or ``.tflite``) and its vocabulary
-    (by default ``vocabulary.txt`` beside it)."""
+    (by default ``vocabulary.txt`` beside it).
+
+    A ``.keras`` model saved by this series holds the vocabulary it was trained with (:func:`utils.model.save_model`):
+    a vocabulary file that differs from it (two lines swapped, another model's) is refused, naming the first
+    difference; without a file beside the model, the one inside it is used.
+    """
     model_path = Path(model_path)
-    vocabulary_path = Path(vocabulary_path) if vocabulary_path else model_path.parent / VOCABULARY_BESIDE_MODEL
+    given = vocabulary_path is not None
+    vocabulary_path = Path(vocabulary_path) if given else model_path.parent / VOCABULARY_BESIDE_MODEL
     if not model_path.is_file():
         hint = "python -m utils.pretrain trains it" if model_path == config.SHIPPED_MODEL else "train one in chapter 04"
         raise FileNotFoundError(f"{config.display_path(model_path)}: no such model file ({hint})")
-    if not vocabulary_path.is_file():
-        raise FileNotFoundError(
-            f"{config.display_path(vocabulary_path)}: no vocabulary for {config.display_path(model_path)} "
-            "(training saves it beside the model; pass --vocabulary to give another)"
-        )
-    model = TFLiteModel(model_path) if model_path.suffix == ".tflite" else load_model(model_path)
-    vocabulary = Vocabulary.load(vocabulary_path)
+    tflite = model_path.suffix == ".tflite"
+    model = TFLiteModel(model_path) if tflite else load_model(model_path)
+    stored = None if tflite else saved_vocabulary(model_path)
+    if vocabulary_path.is_file() or given or stored is None:
+        if not vocabulary_path.is_file():
+            raise FileNotFoundError(
+                f"{config.display_path(vocabulary_path)}: no vocabulary for {config.display_path(model_path)} "
+                "(training saves it beside the model; pass --vocabulary to give another)"
+            )
+        vocabulary = Vocabulary.load(vocabulary_path)
+    else:
+        vocabulary = stored
+    if stored is not None and stored != vocabulary:
+        raise ValueError(f"{config.display_path(vocabulary_path)} is not the vocabulary {config.display_path(model_path)} "
+                         f"was trained with ({_first_difference(stored, vocabulary)}): they do not belong together")  # fmt: skip
     outputs = model.output_shape[-1]
     if outputs != vocabulary.num_classes:
         raise ValueError(
@@ -79,6 +93,14 @@ def load_reader(model_path: Path | str, vocabulary_path: Path | str | None = Non
             f"{config.display_path(vocabulary_path)} has {len(vocabulary)}: they do not belong together"
         )
     return model, vocabulary
+
+
+def _first_difference(trained: Vocabulary, given: Vocabulary) -> str:
+    """Where two vocabularies first differ, in words: "id 2 is 'b' in the model and 'a' in the file"."""
+    for index, (a, b) in enumerate(zip(trained.characters, given.characters), start=1):
+        if a != b:
+            return f"id {index} is {a!r} in the model and {b!r} in the file"
+    return f"the model has {len(trained)} characters and the file {len(given)}"
 
 
 def _array_to_gray(array: np.ndarray) -> tf.Tensor:

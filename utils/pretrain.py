@@ -178,7 +178,7 @@ def pretrain(words: int, seed: int, minutes: float, finetune_minutes: float, out
         path.rename(path.with_name(f"{path.stem}.{stamp}{path.suffix}"))
     for source, target in ((synthetic_run.model, config.SHIPPED_SYNTHETIC_MODEL.name), (tuned_run.model, config.SHIPPED_MODEL.name)):
         # Without the optimizer's state (a third of the size, all a reader needs); atomic, and never over a file.
-        save_model(load_model(source), out / target)
+        save_model(load_model(source), out / target, vocabulary=vocabulary)
     vocabulary.save(out / config.VOCABULARY_FILE)
     (out / RECIPE_FILE).write_text(json.dumps(recipe, indent=1) + "\n", encoding="utf-8")
     return recipe

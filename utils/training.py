@@ -381,15 +381,20 @@ class SafeBackupAndRestore(keras.callbacks.BackupAndRestore):
 
 
 class BestModelCheckpoint(keras.callbacks.ModelCheckpoint):
-    """Keras' ModelCheckpoint (a whole ``.keras`` model) written atomically by :func:`utils.model.save_model`.
+    """Keras' ModelCheckpoint (a whole ``.keras`` model) written atomically by :func:`utils.model.save_model`, with
+    the run's ``vocabulary`` inside it.
 
     Keras writes in place: a kill mid-write left a file that is no zip where the best model was.
     """
 
+    def __init__(self, filepath, vocabulary: Vocabulary, **kwargs):
+        super().__init__(filepath, **kwargs)
+        self.vocabulary = vocabulary
+
     def _save_model(self, epoch, batch, logs):
         path = self._get_file_path(epoch, batch, logs)
-        if self._should_save_model(epoch, batch, logs, path):
-            save_model(self.model, path, overwrite=True)  # the same run's best epoch so far: replaced by design
+        if self._should_save_model(epoch, batch, logs, path):  # the same run's best epoch so far: replaced by design
+            save_model(self.model, path, overwrite=True, vocabulary=self.vocabulary)
 
 
 def _restore_backup(run: RunFolder) -> int | None:
@@ -496,7 +501,7 @@ def _remove_older_runs(run: RunFolder) -> None:
         print(f"Removed the older run {config.display_path(old)} (config.EARLIER_RUNS_KEPT = {config.EARLIER_RUNS_KEPT})")
 
 
-def _finish_run(model: keras.Model, run: RunFolder) -> None:
+def _finish_run(model: keras.Model, run: RunFolder, vocabulary: Vocabulary) -> None:
     """Give ``model`` the best epoch's weights from ``run.model``, then remove the backup: only once that file loaded.
 
     A best model that does not load is moved aside (reported) and the model as trained is saved in its place;
@@ -507,7 +512,7 @@ def _finish_run(model: keras.Model, run: RunFolder) -> None:
     except Exception as error:  # noqa: BLE001 - whatever the file's fault, the weights in memory replace it
         if run.model.exists():
             _aside(run.model, f"{type(error).__name__}: {str(error)[:200]}")
-        save_model(model, run.model)
+        save_model(model, run.model, vocabulary=vocabulary)
         print(f"{config.display_path(run.model)}: saved the model as it ended training instead", flush=True)
     if run.backup.exists():
         shutil.rmtree(run.backup)
@@ -565,7 +570,7 @@ def train_crnn(
         ErrorRates(validation, vocabulary, train_sample, epochs, verbose),
         *rate,
         keras.callbacks.EarlyStopping("val_cer", mode="min", patience=patience, restore_best_weights=True, min_delta=1e-4),
-        BestModelCheckpoint(run.model, monitor="val_cer", mode="min", save_best_only=True,
+        BestModelCheckpoint(run.model, vocabulary, monitor="val_cer", mode="min", save_best_only=True,
                             initial_value_threshold=best_so_far),  # fmt: skip
         keras.callbacks.CSVLogger(str(run.history), append=resumed),
         SafeBackupAndRestore(run.backup),
@@ -576,7 +581,7 @@ def train_crnn(
         # advance (ours is unknown: a file broken since indexing would be skipped); that is expected.
         warnings.filterwarnings("ignore", message="Your input ran out of data")
         model.fit(train, validation_data=validation, epochs=epochs, callbacks=steps, shuffle=False, verbose=0)
-    _finish_run(model, run)
+    _finish_run(model, run, vocabulary)
     return run.read_history()
 
 
