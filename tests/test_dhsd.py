@@ -16,7 +16,7 @@ from utils import config
 from utils.dhsd import (
     CSV_COLUMNS, FRAME_COLUMNS, SPLITS_FOLDER, TEST_MIN_WORDS, TEST_MIN_WRITERS, VALIDATION_MAX_WORDS,
     VALIDATION_MIN_WORDS, VALIDATION_MIN_WRITERS, WORDS_FILE, DhsdError, dhsd_split, load_dhsd,
-    make_writer_split, read_writer_split, write_writer_split,
+    make_writer_split, read_writer_split, summary, write_writer_split,
 )  # fmt: skip
 from utils.encoding import Vocabulary, ctc_feasible
 from utils.pipeline import select_words
@@ -186,6 +186,7 @@ def test_a_missing_empty_or_damaged_image_is_named_with_its_line_and_left_out(sm
     out = capsys.readouterr().out
     assert f"words.csv, line 3: the image " in out and f"{rows[1]['file_name']} is {kind} (" in out and "left out" in out
     assert frame["image_problem"].isna().tolist() == [True, False] + [True] * (len(rows) - 2) and frame["image_problem"][1] == kind
+    assert "(1 left out: image missing, empty or damaged)" in summary(frame).splitlines()[0]  # the split of rows[1]
     split, vocabulary = frame["split"][1], Vocabulary(config.IAM_CHARSET)
     kept = select_words(frame, split, vocabulary)[0]["word_id"].tolist()
     whole = select_words(frame.assign(image_problem=None), split, vocabulary)[0]["word_id"].tolist()
