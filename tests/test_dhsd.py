@@ -184,7 +184,7 @@ def test_a_missing_empty_or_damaged_image_is_named_with_its_line_and_left_out(sm
         image.write_bytes(b"" if damage == "empty" else data[: len(data) // 2])
     frame = load_dhsd(folder)
     out = capsys.readouterr().out
-    assert f"words.csv, line 3: the image " in out and f"{rows[1]['file_name']} is {kind} (" in out and "left out" in out
+    assert "words.csv, line 3: the image " in out and f"{rows[1]['file_name']} is {kind} (" in out and "left out" in out
     assert frame["image_problem"].isna().tolist() == [True, False] + [True] * (len(rows) - 2) and frame["image_problem"][1] == kind
     assert "(1 left out: image missing, empty or damaged)" in summary(frame).splitlines()[0]  # the split of rows[1]
     split, vocabulary = frame["split"][1], Vocabulary(config.IAM_CHARSET)
