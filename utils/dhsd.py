@@ -237,7 +237,7 @@ def summary(frame: pd.DataFrame) -> str:
         part = dhsd_split(frame, name)
         counts = part["writer"].value_counts()
         writers = ", ".join(f"{w} ({counts[w]})" for w in sorted(counts.index, key=_writer_order))
-        bad = int(part["image_problem"].notna().sum()) if "image_problem" in part else 0
+        bad = int(part["image_problem"].notna().sum())
         left_out = f" ({bad} left out: image missing, empty or damaged)" if bad else ""
         lines.append(f"{name:<10} {len(part):>5} words{left_out}, {len(counts):>2} writers: {writers}")
     return "\n".join(lines)
