@@ -121,6 +121,8 @@ def test_a_run_logs_error_rates_keeps_the_best_model_and_its_vocabulary(batch, t
     assert Vocabulary.load(run.vocabulary) == vocabulary
     assert saved_vocabulary(run.model) == vocabulary  # inside the model too: a reader checks the file against it
     assert not run.interrupted  # the backup is removed when a run finishes
+    batch_norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    assert batch_norms and all("call" in vars(layer) for layer in batch_norms)  # trained on the fast kernels (a CPU)
     # The model file holds the best epoch, and the model in memory ends with the same weights.
     saved = load_model(run.model)
     np.testing.assert_allclose(saved.predict_on_batch(images), model.predict_on_batch(images), atol=1e-6)

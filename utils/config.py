@@ -252,6 +252,12 @@ BATCH_NORM = "all"
 # PyTorch and the original CRNN code, lets the statistics used at inference keep up with weights
 # that change fast early in training; with 0.99 the validation CER jumped between epochs.
 BATCH_NORM_MOMENTUM = 0.9
+# Training kernels on a CPU (utils.model.use_fast_kernels, utils.training.CTCLoss): batch normalisation on
+# TensorFlow's fused kernel, the LSTMs unrolled over their 31 steps, the CTC loss on TensorFlow's native kernel.
+# The same arithmetic as Keras' own layers and loss, 1.35x (batches of 64) to 1.7x (chapter 04's) the training
+# images/s on 2 CPU cores (python bench/speed.py); False keeps Keras' kernels (the comparison's old path). Off on a
+# GPU or TPU: cuDNN's LSTM needs the loop, and the native CTC kernel runs on the CPU only. Quick mode keeps the loop.
+FAST_CPU_KERNELS = True
 
 # --- Training (utils/training.py) ---------------------------------------------------------
 # The regularised configuration of chapter 04; its baseline turns augmentation and all of these off.

@@ -13,15 +13,18 @@ import inspect
 import json
 import os
 import tempfile
+import types
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import keras
 import numpy as np
+import tensorflow as tf
 from keras import layers
 
 from utils import config
+from utils.devices import accelerated
 from utils.encoding import Vocabulary
 
 
@@ -77,7 +80,8 @@ def build_crnn(
     under a tf.distribute strategy every replica normalises with the global batch's statistics, so their
     moving averages stay identical (unsynchronized, each replica kept its own). The logits are float32
     under a mixed-precision policy too, for the CTC loss. ``use_cudnn=False`` keeps the LSTMs out of
-    cuDNN on a GPU, which XLA (``jit_compile``) needs.
+    cuDNN on a GPU, which XLA (``jit_compile``) needs. ``train_crnn`` trains it on a CPU's faster kernels with
+    the same arithmetic (:func:`use_fast_kernels`).
     """
     if isinstance(preset, str):
         preset_name, preset = preset, preset_widths(preset)
@@ -131,6 +135,66 @@ def build_crnn(
     return keras.Model(inputs, outputs, name=name or f"crnn_{preset_name}")
 
 
+# --- Faster kernels for training on a CPU ----------------------------------------------------------
+def fast_kernels_here() -> bool:
+    """Whether this machine trains on the fast kernels: ``config.FAST_CPU_KERNELS`` on a CPU, never on a GPU or TPU,
+    nor where ``config.JIT_COMPILE`` is True (XLA cannot compile the native CTC kernel)."""
+    return config.FAST_CPU_KERNELS and not accelerated() and config.JIT_COMPILE is not True
+
+
+def use_fast_kernels(model: keras.Model, fast: bool | None = None) -> keras.Model:
+    """Train ``model`` on faster kernels that compute the same thing (``fast=None``: :func:`fast_kernels_here`).
+
+    Measured where the compact CRNN's training step spends its time on 2 CPU cores (``python bench/speed.py``):
+    Keras 3 normalises a batch with about ten separate element-wise operations, each a pass over the activations;
+    TensorFlow's fused kernel does it in one pass forward and one backward. The LSTMs run unrolled over their fixed
+    31 steps: plain matrix products instead of a while loop, whose per-step bookkeeping left a core idle. Unrolled,
+    a model takes about 6 s longer to trace, which the tiny trainings of quick mode (CI) never earn back: there
+    the loop stays. Only the kernels change: the layers, their weights and the saved file's layer classes stay
+    Keras' own; ``fast=False`` puts Keras' kernels back. :func:`utils.training.train_crnn` calls this; returns the model.
+    """
+    fast = fast_kernels_here() if fast is None else fast
+    for layer in model.layers:
+        if isinstance(layer, layers.BatchNormalization):
+            if fast:
+                layer.call = types.MethodType(_fused_batch_norm, layer)
+            elif "call" in vars(layer):
+                del layer.call
+        lstms = (layer.forward_layer, layer.backward_layer) if isinstance(layer, layers.Bidirectional) else (layer,)
+        for lstm in lstms:
+            if isinstance(lstm, layers.LSTM):
+                lstm.unroll = fast and not config.quick_mode()  # unrolled, cuDNN is not used: hence never on a GPU
+    # A step traced already keeps the kernels it was traced with: the next call traces anew.
+    model.train_function = model.test_function = model.predict_function = None
+    return model
+
+
+def _fused_batch_norm(layer: layers.BatchNormalization, inputs, training=None, mask=None):
+    """``layer.call`` on TensorFlow's fused kernel when training on one device; Keras' own ``call`` otherwise.
+
+    The moving averages are updated as Keras does, with the batch's biased variance (the kernel returns the
+    unbiased one for them). Several replicas keep Keras' call: its synchronized statistics span all replicas.
+    """
+    replicas = tf.distribute.get_replica_context()
+    if (not training or not layer.trainable or mask is not None or getattr(layer, "renorm", False)
+            or inputs.shape.rank != 4 or layer.axis not in (-1, 3)
+            or (replicas is not None and replicas.num_replicas_in_sync > 1)):  # fmt: skip
+        return type(layer).call(layer, inputs, training=training, mask=mask)
+    inputs = tf.cast(inputs, "float32")  # as Keras does: statistics in float32 under a mixed policy
+    channels = inputs.shape[-1]
+    scale = tf.cast(layer.gamma, "float32") if layer.scale else tf.ones([channels])
+    offset = tf.cast(layer.beta, "float32") if layer.center else tf.zeros([channels])
+    outputs, mean, unbiased, *_ = tf.raw_ops.FusedBatchNormV3(
+        x=inputs, scale=scale, offset=offset, mean=tf.zeros([0]), variance=tf.zeros([0]),
+        epsilon=layer.epsilon, is_training=True, data_format="NHWC")  # fmt: skip
+    count = tf.cast(tf.reduce_prod(tf.shape(inputs)[:-1]), "float32")
+    variance = unbiased * (count - 1.0) / count
+    momentum = layer.momentum
+    layer.moving_mean.assign(layer.moving_mean * momentum + mean * (1.0 - momentum))
+    layer.moving_variance.assign(layer.moving_variance * momentum + variance * (1.0 - momentum))
+    return tf.cast(outputs, layer.compute_dtype)
+
+
 def check_model_size(path: Path) -> None:
     """Refuse an empty file or one larger than ``config.MAX_MODEL_BYTES`` before any reader sees its bytes."""
     size = path.stat().st_size
@@ -142,7 +206,8 @@ def check_model_size(path: Path) -> None:
 
 
 def load_model(path: Path | str) -> keras.Model:
-    """A saved CRNN, loaded with ``safe_mode=True`` (no code runs from the file) and without its optimizer state.
+    """A saved CRNN, loaded with ``safe_mode=True`` (no code runs from the file) and without its optimizer state,
+    on Keras' own kernels (LSTMs not unrolled, as cuDNN needs on a GPU) whatever it was trained with.
 
     A file that is not a whole ``.keras`` archive (truncated, corrupted, another format) or that needs code
     this series does not define (a ``Lambda``, a custom layer) raises ``ValueError`` naming it and why.
@@ -161,11 +226,11 @@ def load_model(path: Path | str) -> keras.Model:
         raise ValueError(f"{config.display_path(path)}: a damaged .keras archive ({damaged} fails its checksum: "
                          "truncated or corrupted?)")  # fmt: skip
     try:
-        return keras.saving.load_model(path, compile=False, safe_mode=True)
+        return use_fast_kernels(keras.saving.load_model(path, compile=False, safe_mode=True), fast=False)
     except Exception as error:  # a user's file: whatever Keras raises, the model cannot be used here
         model = _load_from_newer_keras(path)
         if model is not None:
-            return model
+            return use_fast_kernels(model, fast=False)
         first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
         raise ValueError(f"{config.display_path(path)}: cannot be loaded as a model of this series "
                          f"({type(error).__name__}: {first_line[:300]}){_saved_by(path)}") from error  # fmt: skip

@@ -37,13 +37,43 @@ from utils.cli import check_positive
 from utils.decoding import decode
 from utils.devices import check_keras_can_fit, default_preset
 from utils.encoding import Vocabulary
-from utils.model import build_crnn, load_model, predict_logits, save_model
 from utils.metrics import character_error_rate, word_error_rate
+from utils.model import build_crnn, fast_kernels_here, load_model, predict_logits, save_model, use_fast_kernels
 from utils.pipeline import Datasets, make_dataset
 from utils.setup import has_front_end
 
 
 # --- Compiling ----------------------------------------------------------------------------------
+@keras.saving.register_keras_serializable(package="htr")
+class CTCLoss(keras.losses.Loss):
+    """Keras' CTC loss (``keras.losses.CTC``: logits in, blank = id 0, a label's length = its non-zero ids),
+    computed on a CPU by TensorFlow's native CTC kernel.
+
+    ``keras.losses.CTC`` runs TensorFlow's dense CTC: a loop over the 31 steps of small operations, forward and
+    backward, that took a tenth of the compact CRNN's training step on 2 CPU cores. The native kernel takes the
+    labels as a sparse tensor and computes the loss and its gradient in one C++ pass: the same values (tested).
+    ``native=None`` chooses it where :func:`utils.model.fast_kernels_here`; XLA cannot compile it, so
+    :func:`compile_crnn` passes ``native=False`` with ``jit_compile``.
+    """
+
+    def __init__(self, native: bool | None = None, name: str = "ctc_loss", reduction: str | None = "sum_over_batch_size",
+                 dtype=None):  # fmt: skip
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+        self.native = native
+
+    def call(self, y_true, y_pred):
+        native = fast_kernels_here() if self.native is None else self.native
+        if not native:
+            return keras.losses.CTC(reduction=None).call(y_true, y_pred)
+        labels = tf.sparse.from_dense(tf.cast(y_true, "int32"))  # the padding (0) is left out: the true lengths
+        steps = tf.fill([tf.shape(y_pred)[0]], tf.shape(y_pred)[1])
+        return tf.nn.ctc_loss(labels=labels, logits=tf.cast(y_pred, "float32"), label_length=None, logit_length=steps,
+                              logits_time_major=False, blank_index=0)  # fmt: skip
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "native": self.native}
+
+
 def compile_crnn(
     model: keras.Model,
     learning_rate: float = config.LEARNING_RATE,
@@ -54,8 +84,8 @@ def compile_crnn(
 ) -> keras.Model:
     """Attach the optimizer (AdamW with ``weight_decay``, Adam without) and the CTC loss.
 
-    ``keras.losses.CTC`` takes the logits and counts a label's length as its non-zero ids, so the
-    padding never counts as characters. ``lr_schedule="cosine"`` needs ``decay_steps`` (epochs x steps).
+    :class:`CTCLoss` (Keras' CTC loss on TensorFlow's native kernel) takes the logits and counts a label's length
+    as its non-zero ids, so the padding never counts as characters. ``lr_schedule="cosine"`` needs ``decay_steps`` (epochs x steps).
     ``jit_compile``: XLA, see :func:`utils.devices.jit_compile` (off by default: slower on a CPU).
     """
     if lr_schedule == "cosine":
@@ -70,7 +100,7 @@ def compile_crnn(
         optimizer = keras.optimizers.AdamW(rate, weight_decay=weight_decay)
     else:
         optimizer = keras.optimizers.Adam(rate)
-    model.compile(optimizer=optimizer, loss=keras.losses.CTC(), jit_compile=jit_compile)
+    model.compile(optimizer=optimizer, loss=CTCLoss(native=False) if jit_compile else CTCLoss(), jit_compile=jit_compile)
     return model
 
 
@@ -541,10 +571,12 @@ def train_crnn(
     validation loss stalls; a cosine over epochs compiled into the optimizer (:func:`compile_crnn`)
     is left alone. At the end the model holds the weights of its best epoch, also in ``run.model``.
     ``minutes`` is None (no budget) or a finite number above 0: 0, a negative number or NaN raises ValueError.
+    On a CPU the model trains on faster kernels with the same arithmetic (:func:`utils.model.use_fast_kernels`).
     """
     if minutes is not None:
         check_positive(minutes, "a time budget (minutes)")  # `if minutes:` once read 0 as "no budget"
     check_keras_can_fit(model.distribute_strategy)  # before the run folder is touched
+    use_fast_kernels(model)
     run = RunFolder.named(run) if isinstance(run, str) else run
     epochs = epochs or config.epochs()
     resumed = _start_run(run, vocabulary, verbose) is not None
