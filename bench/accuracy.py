@@ -1,16 +1,19 @@
 """Accuracy benchmark: chapter 04's default configuration, trained for a fixed wall-clock budget.
 
-    python bench/accuracy.py [--minutes 15] [--words 10000] [--seed 42] [--precision auto]
+    python bench/accuracy.py [--minutes 15 | --epochs N] [--words 10000] [--seed 42] [--precision auto] [--keras-kernels]
 
 Generates a fresh mini-IAM (into a temporary folder), trains the chapter's regularised model
 (``config.PRESET_CPU`` on a CPU, augmentation, dropout, AdamW, plateau schedule, early stopping
 on validation CER) for ``--minutes`` of training, and prints the CER and WER on the validation
 split (writers seen in training? no: held-out fonts) and on the test split (other held-out fonts)
-every minute and at the end. The best model is saved to artifacts/bench/model.keras (with
+every minute and at the end. ``--epochs N`` trains exactly N epochs instead of a budget: the accuracy
+per epoch, which a faster step must not change (compare ``--keras-kernels``, Keras' own kernels, with the
+default fast ones at the same seeds). The best model is saved to artifacts/bench/model.keras (with
 vocabulary.txt and history.csv beside it; an earlier one is moved aside, never overwritten).
 
 Prints a table, then one JSON line with: minutes, epochs, val_cer, val_wer, test_cer, test_wer,
-test_word_accuracy, test_cer_beam, test_cer_lexicon, train_img_s, words, preset, parameters, precision.
+test_word_accuracy, test_cer_beam, test_cer_lexicon, train_img_s, words, preset, parameters, precision,
+seed, kernels, per_epoch (the validation CER after each epoch).
 """
 
 from __future__ import annotations
@@ -30,13 +33,19 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--minutes", type=float, default=15.0, help="training budget in minutes (default 15)")
+    budget = parser.add_mutually_exclusive_group()
+    budget.add_argument("--minutes", type=float, default=None, help="training budget in minutes (default 15)")
+    budget.add_argument("--epochs", type=int, default=None, help="train exactly this many epochs, with no time budget")
     parser.add_argument("--words", type=int, default=None, help="mini-IAM size (default: the chapter's, config.SYNTHETIC_WORDS)")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "artifacts" / "bench", help="folder of the saved model")
     parser.add_argument("--precision", default=None,
                         help="Keras dtype policy: auto, float32, mixed_bfloat16 or mixed_float16 (default: config.MIXED_PRECISION)")
+    parser.add_argument("--keras-kernels", action="store_true",
+                        help="train on Keras' own kernels (config.FAST_CPU_KERNELS = False): the code path before the fast ones")
     args = parser.parse_args()
+    if args.epochs is None and args.minutes is None:
+        args.minutes = 15.0
 
     work = Path(tempfile.mkdtemp(prefix="htr-accuracy-"))
     os.environ["HTR_DATA_DIR"] = str(work / "mini-iam")
@@ -59,6 +68,8 @@ def main() -> int:
     from utils.training import RunFolder, compile_crnn, read_dataset, train_crnn
 
     words = args.words or config.SYNTHETIC_WORDS
+    config.FAST_CPU_KERNELS = config.FAST_CPU_KERNELS and not args.keras_kernels
+    kernels = "keras" if args.keras_kernels else "fast"
     keras.utils.set_random_seed(args.seed)
     started = time.perf_counter()
     generate_mini_iam(Path(os.environ["HTR_DATA_DIR"]), words=words, seed=args.seed)
@@ -75,7 +86,8 @@ def main() -> int:
     model = build_crnn(preset, len(data.vocabulary), dropout=config.DROPOUT, batch_norm=config.BATCH_NORM)
     compile_crnn(model, jit_compile=jit_compile())
     print(f"model: {preset} preset, batch norm {config.BATCH_NORM!r}, {model.count_params():,} parameters, batches of "
-          f"{config.TRAIN_BATCH_SIZE}, {precision}; budget {args.minutes:g} min of training")
+          f"{config.TRAIN_BATCH_SIZE}, {precision}, {kernels} kernels; "
+          + (f"{args.epochs} epochs" if args.epochs else f"budget {args.minutes:g} min of training"))  # fmt: skip
 
     class EveryMinute(keras.callbacks.Callback):
         """CER/WER on validation and test after each minute of training, and the pure training speed.
@@ -122,7 +134,7 @@ def main() -> int:
 
     clock = EveryMinute()
     run = RunFolder(args.out)
-    history = train_crnn(model, data["train"], data["validation"], data.vocabulary, run, epochs=1000,
+    history = train_crnn(model, data["train"], data["validation"], data.vocabulary, run, epochs=args.epochs or 1000,
                          train_sample=train_sample, minutes=args.minutes, callbacks=[clock])  # fmt: skip
     minutes = clock.minutes  # wall clock of training: steps, validation each epoch and the reports above
     clock.report(final=True)
@@ -139,7 +151,8 @@ def main() -> int:
 
     print()
     print(f"Accuracy benchmark: {preset} preset ({precision}), mini-IAM of {words:,} words (seed {args.seed}), "
-          f"{minutes:.1f} min of training, {len(history)} epochs, {train_img_s:.0f} training images/s")  # fmt: skip
+          f"{minutes:.1f} min of training, {len(history)} epochs, {train_img_s:.0f} training images/s on {kernels} kernels")  # fmt: skip
+    print("validation CER after each epoch: " + ", ".join(f"{cer:.2%}" for cer in history["val_cer"]))
     print(f"best epoch {int(history.loc[history['val_cer'].idxmin(), 'epoch'])} by validation CER; model: {run.model}")
     print()
     print(f"{'split (writers never seen in training)':<42} {'words':>6} {'CER':>7} {'WER':>7} {'word acc':>9} {'ignoring case':>14}")
@@ -166,6 +179,9 @@ def main() -> int:
         "preset": preset,
         "precision": precision,
         "parameters": model.count_params(),
+        "seed": args.seed,
+        "kernels": kernels,
+        "per_epoch": [round(float(cer), 4) for cer in history["val_cer"]],
         "per_minute": [{k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()} for row in clock.rows],
     }
     print(json.dumps(result))
