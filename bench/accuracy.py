@@ -6,7 +6,8 @@ Generates a fresh mini-IAM (into a temporary folder), trains the chapter's regul
 (``config.PRESET_CPU`` on a CPU, augmentation, dropout, AdamW, plateau schedule, early stopping
 on validation CER) for ``--minutes`` of training, and prints the CER and WER on the validation
 split (writers seen in training? no: held-out fonts) and on the test split (other held-out fonts)
-every minute and at the end. ``--epochs N`` trains exactly N epochs instead of a budget: the accuracy
+every minute and at the end. ``--epochs N`` trains N epochs instead of a budget (early stopping ends sooner
+only after 8 epochs without progress: ``config.EARLY_STOPPING_PATIENCE``): the accuracy
 per epoch, which a faster step must not change (compare ``--keras-kernels``, Keras' own kernels, with the
 default fast ones at the same seeds). The best model is saved to artifacts/bench/model.keras (with
 vocabulary.txt and history.csv beside it; an earlier one is moved aside, never overwritten).
@@ -35,7 +36,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     budget = parser.add_mutually_exclusive_group()
     budget.add_argument("--minutes", type=float, default=None, help="training budget in minutes (default 15)")
-    budget.add_argument("--epochs", type=int, default=None, help="train exactly this many epochs, with no time budget")
+    budget.add_argument("--epochs", type=int, default=None, help="train this many epochs, with no time budget")
     parser.add_argument("--words", type=int, default=None, help="mini-IAM size (default: the chapter's, config.SYNTHETIC_WORDS)")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "artifacts" / "bench", help="folder of the saved model")
@@ -44,6 +45,8 @@ def main() -> int:
     parser.add_argument("--keras-kernels", action="store_true",
                         help="train on Keras' own kernels (config.FAST_CPU_KERNELS = False): the code path before the fast ones")
     args = parser.parse_args()
+    if args.epochs is not None and args.epochs < 1:
+        parser.error(f"--epochs {args.epochs}: train at least 1 epoch")
     if args.epochs is None and args.minutes is None:
         args.minutes = 15.0
 
