@@ -137,8 +137,9 @@ def measure(preset: str, batch: int, steps: int, batch_norm: str = "table", poli
     model = compiled_model(preset, batch_norm, policy, xla)
     train = images_per_second(lambda: model.train_on_batch(images, labels), batch, steps)
     infer = images_per_second(lambda: model.predict_on_batch(images), batch, steps * 2)
-    return {**model_flops(model), **rates(train, model_flops(model)["forward_mflops"] * 1e6), "infer_img_s": infer,
-            "infer_gflops": infer * model_flops(model)["forward_mflops"] / 1e3}  # fmt: skip
+    flops = model_flops(model)
+    forward = flops["forward_mflops"] * 1e6
+    return {**flops, **rates(train, forward), "infer_img_s": infer, "infer_gflops": infer * forward / 1e9}
 
 
 def model_flops(model) -> dict:
