@@ -129,7 +129,7 @@ def split_line_into_words(gray: np.ndarray) -> list[Box]:
             columns.append(span)
         words[-1].extend(piece)
         columns[-1] = (columns[-1][0], max(columns[-1][1], span[1]))
-    return [_box(labels, word, span) for word, span in zip(words, columns)]
+    return [pieces_box(labels, word, span) for word, span in zip(words, columns)]
 
 
 def line_pieces(gray: np.ndarray) -> tuple[np.ndarray, list[list[int]], list[tuple[int, int]], list[float], int] | None:
@@ -226,7 +226,7 @@ def _word_gap_threshold(gaps: list[float], band: int) -> float:
     return threshold
 
 
-def _box(labels: np.ndarray, blobs: list[int], columns: tuple[int, int]) -> Box:
+def pieces_box(labels: np.ndarray, blobs: list[int], columns: tuple[int, int]) -> Box:
     """The tight box of the ink of ``blobs``, which lie within ``columns`` [start, end)."""
     ys, xs = np.nonzero(np.isin(labels[:, columns[0] : columns[1]], blobs))
     return columns[0] + int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1)
