@@ -363,5 +363,13 @@ WORD_GAP_MIN = 1.0
 WORD_GAP_MAX = 2.25
 UNDERLINE_LENGTH = 6.0
 WORD_MARGIN = 6  # pixels of paper kept around each word cut from a line
+
+# --- Real lines into words (utils/wordsplit.py, python -m utils.realwords) ---
+# Where the word reader's alignment says two words meet, the widest gap between pieces of ink there is the cut. It is
+# sure when at least SPLIT_MIN_GAP band heights wide and SPLIT_GAP_RATIO times any other gap there; a word is kept
+# (ok) when both its cuts are sure and the reader, reading its crop alone, misses at most SPLIT_MAX_CER of its letters.
+SPLIT_MIN_GAP = 0.2
+SPLIT_GAP_RATIO = 1.5
+SPLIT_MAX_CER = 0.5
 DRAWING_PAD_SIZE = (640, 200)  # width, height in CSS pixels: a word written large, as on paper
 DRAWING_STROKE = 7  # pen width in pixels

@@ -1,0 +1,209 @@
+"""Real handwritten words in IAM's layout, cut from the lines of an ALTO dataset (Copiste d'un jour by default).
+
+Each line of each page (:mod:`utils.alto`) gets IAM's spelling of its words (:mod:`utils.transcription`), is read by
+a word reader and cut where the reading aligns each word (:mod:`utils.wordsplit`). A word is ``ok`` where both its
+cuts are sure and the reader, reading its crop alone, gets at most ``config.SPLIT_MAX_CER`` of its letters wrong;
+else ``err``, as IAM marks the doubtful words of its own automatic segmentation. The output is a mini-IAM that
+chapter 01's loader reads as it is: ``words.txt`` (id, ok/err, gray level, box on the page, tag ``XX``, text),
+``words/<x00>/<x00-000>/<id>.png``, ``forms.txt`` (form -> writer: one form per page, one writer per copy) and
+``splits/`` (by writer, fixed: :func:`writer_split`).
+
+Command line::
+
+    python -m utils.realwords ../shared/copiste OUT [--model models/crnn.keras]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import re
+import shutil
+import sys
+import time
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from utils import alto, cli, config
+from utils.iam import PARTIAL_SUFFIX, image_path
+from utils.transcription import count_reasons, is_page_id, line_words
+
+SPLIT_SEED = 42
+TEST_WRITERS, VALIDATION_WRITERS = 40, 27  # of Copiste's 267: test at least 30 people and 3,000 ok words
+BATCH_PREFIX = {"imp": "i", "oldbatch": "o", "": "w"}  # a copy's batch: the first letter of its form ids
+NAME_PATTERN = re.compile(r"\A(?:(imp|oldbatch)_)?wikitexte_0*(\d{1,3})(_double)?(?:_(\d))?\Z")
+TAG = "XX"  # IAM's grammatical tag, unknown here
+WORDS_HEADER = """#--- words.txt: real handwriting in IAM's format, cut from the lines of {source} ---#
+#
+# format: i00-022-03-05 ok 154 408 768 27 51 XX word
+#
+#     i00-022-03-05  -> word 05 of line 03 of form (page) i00-022
+#     ok             -> result of the word segmentation (ok / err): err where a cut or the reading is doubtful
+#     154            -> graylevel to binarize the word
+#     408 768 27 51  -> bounding box around this word on its page, in x,y,w,h format
+#     XX             -> the grammatical tag: unknown
+#     word           -> the transcription in IAM's characters (accents dropped)
+#
+"""
+
+
+# --- Names: pages to forms, copies to writers ---------------------------------------------------------
+def form_id(page: str) -> str:
+    """IAM's form id of a Copiste page: ``imp_wikitexte_0022`` -> ``i00-022``, ``wikitexte_0014_2`` -> ``w00-014b``,
+    a second copy of a text (``_double``) -> ``w01-221a``; ValueError for a name of another form."""
+    match = NAME_PATTERN.match(page)
+    if not match:
+        raise ValueError(f"{page}: not a Copiste page name (like imp_wikitexte_0022 or wikitexte_0014_2)")
+    batch, number, double, part = match.groups()
+    return f"{BATCH_PREFIX[batch or '']}{'01' if double else '00'}-{int(number):03d}{'abc'[int(part) - 1] if part else ''}"
+
+
+def writer_id(page: str) -> str:
+    """The writer of a page: its copy, the form id without the page letter (one volunteer per copy)."""
+    return form_id(page).rstrip("abc")
+
+
+def writer_split(writers: Sequence[str], seed: int = SPLIT_SEED) -> dict[str, str]:
+    """writer -> train / validation / test: ``TEST_WRITERS`` and ``VALIDATION_WRITERS`` people drawn by a hash of
+    (seed, writer), the same on every machine, the rest train."""
+    order = sorted(set(writers), key=lambda writer: hashlib.sha256(f"{seed}:{writer}".encode()).hexdigest())
+    return {writer: "test" if n < TEST_WRITERS else "validation" if n < TEST_WRITERS + VALIDATION_WRITERS else "train"
+            for n, writer in enumerate(order)}  # fmt: skip
+
+
+# --- Cutting and reading -------------------------------------------------------------------------------
+def whitened(crop: np.ndarray) -> tuple[np.ndarray, int]:
+    """A word crop with its paper set to white above its Otsu gray level, as IAM's word images are; and that level."""
+    level, _ = cv2.threshold(crop, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    return np.where(crop > level, np.uint8(255), crop), int(level)
+
+
+def _page_lines(page_lines: list[tuple[alto.TextLine, np.ndarray]], reader, vocabulary, word_model, counts: Counter):
+    """Cut and read the lines of one page; yields (line, word number, word, crop box in the line, crop, status,
+    reading) for each word with IAM's spelling that could be cut."""
+    import tensorflow as tf
+
+    from utils.metrics import character_error_rate
+    from utils.predict import predict_images
+    from utils.wordsplit import cut_words, prepare_line
+
+    prepared = []
+    for line, image in page_lines:
+        if is_page_id(line.text, line.page):
+            counts["page id lines"] += 1
+            continue
+        words = line_words(line.text)
+        ready = prepare_line(image)
+        if ready is None:
+            counts["lines without ink"] += 1
+            continue
+        prepared.append((line, image, words, ready))
+    if not prepared:
+        return
+    width = max(ready.image.shape[1] for *_, ready in prepared)
+    width = -(-width // 128) * 128  # a few widths, so the reader traces a few graphs only
+    batch = np.ones((len(prepared), config.IMAGE_HEIGHT, width, 1), np.float32)
+    for row, (*_, ready) in enumerate(prepared):
+        batch[row, :, : ready.image.shape[1]] = ready.image
+    log_probs = tf.nn.log_softmax(reader.predict_on_batch(batch)).numpy()
+    cut, cuts_sure = [], {}
+    for row, (line, image, words, ready) in enumerate(prepared):
+        frames = ready.image.shape[1] // 4 - 1
+        cuts = cut_words(image, [word.text for word in words], log_probs[row, :frames], ready, vocabulary)
+        for number, (word, word_cut) in enumerate(zip(words, cuts.words)):
+            if word.text is None:
+                continue
+            crop = cuts.crop(image, number)
+            if crop is None:
+                counts["words that could not be cut"] += 1
+                continue
+            cut.append((line, number, word, cuts.crop_box(number, image.shape), crop))
+            cuts_sure[(line.index, number)] = word_cut.sure
+    readings = predict_images(word_model, [crop for *_, crop in cut], vocabulary)
+    for (line, number, word, box, crop), reading in zip(cut, readings):
+        text = reading.text or ""
+        sure = cuts_sure[(line.index, number)]
+        ok = sure and character_error_rate([word.text], [text]) <= config.SPLIT_MAX_CER
+        counts["ok" if ok else "err: a cut not sure" if not sure else "err: the reading disagrees"] += 1
+        yield line, number, word, box, crop, "ok" if ok else "err", text
+
+
+def build(source: Path | str, out_dir: Path | str, model_path: Path | str | None = None, report=print) -> dict:
+    """Write the words of the ALTO dataset ``source`` into ``out_dir`` in IAM's layout (see the module's docstring);
+    read and cut by the model at ``model_path`` (default: the shipped ``models/crnn.keras``). Returns the counts."""
+    from utils.predict import load_reader
+    from utils.wordsplit import line_reader
+
+    source, out_dir = Path(source), Path(out_dir)
+    model_path = Path(model_path or config.REPO_ROOT / "models" / "crnn.keras")
+    if out_dir.exists() and any(out_dir.iterdir()):
+        raise FileExistsError(f"{out_dir}: not empty; give a new folder (nothing is written over)")
+    files = alto.alto_files(source / "alto" if (source / "alto").is_dir() else source)
+    pages = {}
+    for xml_path in files:
+        try:
+            pages[xml_path] = form_id(xml_path.stem)
+        except ValueError as error:
+            report(f"{xml_path}: {error}: left out")
+    splits = writer_split([form.rstrip("abc") for form in pages.values()])
+    model, vocabulary = load_reader(model_path)
+    reader = line_reader(model)
+    partial = out_dir.with_name(out_dir.name + PARTIAL_SUFFIX)
+    shutil.rmtree(partial, ignore_errors=True)
+    images_dir = partial / "words"
+    counts: Counter = Counter()
+    transcribed: list = []
+    rows = [WORDS_HEADER.format(source=source.name)]
+    started = time.perf_counter()
+    for done, (xml_path, form) in enumerate(pages.items(), start=1):
+        problems: list[str] = []
+        page_lines = list(alto.read_lines([xml_path], report=problems.append))
+        for problem in problems:
+            report(problem)
+        transcribed += [line_words(line.text) for line, _ in page_lines if not is_page_id(line.text, line.page)]
+        for line, number, word, box, crop, status, _ in _page_lines(page_lines, reader, vocabulary, model, counts):
+            word_id = f"{form}-{line.index:02d}-{number:02d}"
+            image, level = whitened(crop)
+            path = image_path(images_dir, word_id)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            cv2.imwrite(str(path), image)
+            x, y = line.box[0] + box[0], line.box[1] + box[1]
+            rows.append(f"{word_id} {status} {level} {x} {y} {image.shape[1]} {image.shape[0]} {TAG} {word.text}\n")
+        if done % 20 == 0 or done == len(pages):
+            report(f"{done}/{len(pages)} pages, {counts['ok']:,} words ok, {time.perf_counter() - started:.0f} s")
+    (partial / "words.txt").write_text("".join(rows), encoding="utf-8")
+    (partial / "forms.txt").write_text("# form-id writer-id (one writer per Copiste copy)\n"
+                                       + "".join(f"{form} {form.rstrip('abc')}\n" for form in pages.values()), encoding="utf-8")  # fmt: skip
+    (partial / "splits").mkdir()
+    for split in config.SPLITS:
+        forms = sorted(form for form in pages.values() if splits[form.rstrip("abc")] == split)
+        (partial / "splits" / f"{split}.txt").write_text(f"# {split}: the pages of {len({f.rstrip('abc') for f in forms})} writers\n"
+                                                         + "".join(f"{form}\n" for form in forms), encoding="utf-8")  # fmt: skip
+    reasons = count_reasons(transcribed)
+    written = sum(reasons.values())
+    summary = {"source": str(source), "model": str(model_path), "pages": len(pages), "words_in_transcriptions": written,
+               "ok": counts["ok"], "yield": round(counts["ok"] / max(written, 1), 4), "counts": dict(counts),
+               "labels": dict(reasons), "minutes": round((time.perf_counter() - started) / 60, 1)}  # fmt: skip
+    (partial / "realwords.json").write_text(json.dumps(summary, indent=1), encoding="utf-8")
+    partial.rename(out_dir)
+    return summary
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m utils.realwords", description=__doc__.split("\n")[0])
+    parser.add_argument("source", type=Path, help="the ALTO dataset: a folder with alto/ and pages/ (../shared/copiste)")
+    parser.add_argument("out", type=Path, help="a new folder for the mini-IAM")
+    parser.add_argument("--model", type=Path, default=None, help="the word reader that aligns and checks (default: models/crnn.keras)")
+    args = parser.parse_args(argv)
+    summary = build(args.source, args.out, args.model, report=lambda message: print(message, file=sys.stderr))
+    print(json.dumps(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    cli.run(main)
