@@ -1,12 +1,14 @@
-"""Real-handwriting benchmark: how well a model reads the DHSD test writers (people it never saw).
+"""Real-handwriting benchmark: how well a model reads the DHSD and Copiste test writers (people it never saw).
 
-    python bench/real.py [--model models/crnn.keras]
+    python bench/real.py [--model models/crnn.keras] [--copiste copiste/]
     python bench/real.py --train-minutes 15 [--finetune-minutes 8] [--words 10000] [--seed 42]
 
 The first form reads every DHSD test-writer word (``dhsd/``, split by writer) with ``--model``
 (default: the shipped model) through ``utils.predict``'s own preprocessing, greedy decoding, and
-prints CER, WER and word accuracy per writer and overall; then the CER on the font test split of
-a freshly generated embedded default (``--words``, held-out fonts). Words that the model cannot
+prints CER, WER and word accuracy per writer and overall; the same for the ``ok`` words of the Copiste
+test writers of the real mini-IAM in ``--copiste`` (default: the one shipped in ``copiste/``; every
+test writer's words are there); then the CER on the font test split of a freshly generated embedded
+default (``--words``, held-out fonts). Words that the model cannot
 write (a space, as in "Bad Soden") or that need more than 31 CTC steps are left out, with counts.
 
 The second form first trains chapter 04's configuration on the embedded default for
@@ -14,8 +16,9 @@ The second form first trains chapter 04's configuration on the embedded default 
 fine-tuning writers for ``--finetune-minutes``, stopping on the DHSD validation writers
 (``finetuned_cer``). Models go to a temporary folder; nothing in ``models/`` is touched.
 
-Prints the tables, then one JSON line with: real_cer, real_wer, real_word_acc, finetuned_cer
-(null without --train-minutes), font_test_cer, train_minutes, words, left_out, per_writer, model.
+Prints the tables, then one JSON line with: real_cer, real_wer, real_word_acc (DHSD), finetuned_cer
+(null without --train-minutes), copiste_cer, copiste_wer, copiste_word_acc, copiste_words,
+copiste_per_writer, font_test_cer, train_minutes, words, left_out, per_writer, model.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ def main() -> int:
     parser.add_argument("--finetune-minutes", type=float, default=None, help="fine-tuning budget (default config.FINETUNE_MINUTES)")
     parser.add_argument("--words", type=int, default=None, help="embedded-default size (default config.SYNTHETIC_WORDS)")
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--copiste", type=Path, default=None, help="a Copiste mini-IAM (default: copiste/, shipped)")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="htr-real-"))
@@ -91,17 +95,33 @@ def main() -> int:
     if set(report.dropped) - {DROP_UNKNOWN, DROP_TOO_LONG}:
         raise RuntimeError(f"unexpected reasons: {report.dropped}")
 
-    def read_real(reader) -> dict:
+    def read_real(reader, test_words=test_words, name="DHSD") -> dict:
         predictions = predict_images(reader, test_words["path"], vocabulary)
         failed = [p for p in predictions if not p.ok]
         if failed:
-            raise RuntimeError(f"{len(failed)} DHSD images could not be read, e.g. {failed[0].source}: {failed[0].error}")
+            raise RuntimeError(f"{len(failed)} {name} images could not be read, e.g. {failed[0].source}: {failed[0].error}")
         texts = [p.text for p in predictions]
         overall = evaluate_texts(list(test_words["text"]), texts)
         per_writer = {}
         for writer, rows in test_words.assign(prediction=texts).groupby("writer", sort=False):
             per_writer[writer] = {"words": len(rows), **evaluate_texts(list(rows["text"]), list(rows["prediction"]))}
         return {"overall": overall, "per_writer": per_writer, "examples": list(zip(test_words["text"][:8], texts[:8]))}
+
+    # The Copiste test writers: the ok words of the real mini-IAM (cut from their lines by utils.realwords).
+    copiste_dir = args.copiste or config.COPISTE_DIR
+    copiste = None
+    if (copiste_dir / "words.txt").is_file():
+        from utils.iam import load_iam, records_to_frame
+
+        dataset = load_iam(copiste_dir)
+        words = records_to_frame(dataset)
+        words = words[(words["split"] == "test") & (words["status"] == "ok") & words["image_problem"].isna()].copy()
+        words["path"] = [str(copiste_dir.resolve() / path) for path in words["path"]]
+        words["writer"] = words["writer_id"].fillna(words["form_id"])
+        copiste_words, copiste_report = select_words(words.assign(split="test"), "test", vocabulary)
+        copiste = read_real(model, copiste_words, "Copiste")
+    else:
+        print(f"no Copiste mini-IAM in {copiste_dir} (python -m utils.realwords makes one): its rows are left out")
 
     synthetic_only = read_real(model)
     font_test = read_dataset(model, data["test"], vocabulary).cer
@@ -116,10 +136,11 @@ def main() -> int:
     def table(title: str, result: dict) -> None:
         print(f"\n{title}")
         print(f"{'writer':>8} {'words':>6} {'CER':>7} {'WER':>7} {'word acc':>9}")
-        for writer, scores in sorted(result["per_writer"].items(), key=lambda item: int(item[0])):
+        for writer, scores in sorted(result["per_writer"].items(), key=lambda item: (len(item[0]), item[0])):
             print(f"{writer:>8} {scores['words']:>6} {scores['cer']:>7.1%} {scores['wer']:>7.1%} {scores['word_accuracy']:>9.1%}")
         o = result["overall"]
-        print(f"{'all':>8} {len(test_words):>6} {o['cer']:>7.1%} {o['wer']:>7.1%} {o['word_accuracy']:>9.1%}")
+        words = sum(scores["words"] for scores in result["per_writer"].values())
+        print(f"{'all':>8} {words:>6} {o['cer']:>7.1%} {o['wer']:>7.1%} {o['word_accuracy']:>9.1%}")
         print("  e.g. " + ", ".join(f"{truth} -> {read}" for truth, read in result["examples"]))
 
     print(f"\nReal-handwriting benchmark: DHSD test writers ({test_words['writer'].nunique()} writers, "
@@ -127,6 +148,10 @@ def main() -> int:
     table(f"model: {model_name}", synthetic_only)
     if finetuned:
         table("the same model fine-tuned on the DHSD fine-tuning writers", finetuned)
+    if copiste:
+        print(f"\nCopiste test writers ({copiste_words['writer'].nunique()} writers, {len(copiste_words)} ok words of "
+              f"{config.display_path(copiste_dir)} read; left out: {sum(copiste_report.dropped.values())})")  # fmt: skip
+        table(f"model: {model_name}", copiste)
     print(f"\nfont test split (held-out fonts of the embedded default, {len(data.words['test'])} words): CER {font_test:.1%}")
 
     overall = synthetic_only["overall"]
@@ -137,6 +162,11 @@ def main() -> int:
         "finetuned_cer": round(finetuned["overall"]["cer"], 4) if finetuned else None,
         "finetuned_wer": round(finetuned["overall"]["wer"], 4) if finetuned else None,
         "finetuned_word_acc": round(finetuned["overall"]["word_accuracy"], 4) if finetuned else None,
+        "copiste_cer": round(copiste["overall"]["cer"], 4) if copiste else None,
+        "copiste_wer": round(copiste["overall"]["wer"], 4) if copiste else None,
+        "copiste_word_acc": round(copiste["overall"]["word_accuracy"], 4) if copiste else None,
+        "copiste_words": len(copiste_words) if copiste else 0,
+        "copiste_per_writer": {w: round(s["cer"], 4) for w, s in copiste["per_writer"].items()} if copiste else {},
         "font_test_cer": round(font_test, 4),
         "train_minutes": round(train_minutes, 2) if train_minutes else None,
         "words": len(test_words),

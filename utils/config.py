@@ -170,6 +170,8 @@ def synthetic_word_count() -> int:
 # 1,710 handwritten German place names by 35 writers (CC BY 4.0, credit in dhsd/README.md), split by
 # writer in dhsd/splits/: the yardstick for reading real hands that fonts cannot be.
 DHSD_DIR = REPO_ROOT / "dhsd"
+COPISTE_DIR = REPO_ROOT / "copiste"  # real words cut from Copiste d'un jour's lines, in IAM's layout (utils.realwords)
+COPISTE_MAX_BYTES = 24_000_000  # the images of the shipped subset: within the 25 MB the repository gives it
 DHSD_SPLITS = ("finetune", "validation", "test")
 
 

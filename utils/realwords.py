@@ -2,15 +2,17 @@
 
 Each line of each page (:mod:`utils.alto`) gets IAM's spelling of its words (:mod:`utils.transcription`), is read by
 a word reader and cut where the reading aligns each word (:mod:`utils.wordsplit`). A word is ``ok`` where both its
-cuts are sure and the reader, reading its crop alone, gets at most ``config.SPLIT_MAX_CER`` of its letters wrong;
-else ``err``, as IAM marks the doubtful words of its own automatic segmentation. The output is a mini-IAM that
+cuts are sure and, for the training writers, the reader, reading its crop alone, gets at most ``config.SPLIT_MAX_CER``
+of its letters wrong (the validation and test writers skip that check: it would keep the words models read well
+already); else ``err``, as IAM marks the doubtful words of its own automatic segmentation. The output is a mini-IAM that
 chapter 01's loader reads as it is: ``words.txt`` (id, ok/err, gray level, box on the page, tag ``XX``, text),
 ``words/<x00>/<x00-000>/<id>.png``, ``forms.txt`` (form -> writer: one form per page, one writer per copy) and
 ``splits/`` (by writer, fixed: :func:`writer_split`).
 
 Command line::
 
-    python -m utils.realwords ../shared/copiste OUT [--model models/crnn.keras]
+    python -m utils.realwords ../shared/copiste OUT [--model models/crnn.keras]   # every word of every page
+    python -m utils.realwords OUT copiste --subset      # the subset the repository ships, from that mini-IAM
 """
 
 from __future__ import annotations
@@ -83,7 +85,7 @@ def whitened(crop: np.ndarray) -> tuple[np.ndarray, int]:
     return np.where(crop > level, np.uint8(255), crop), int(level)
 
 
-def _page_lines(page_lines: list[tuple[alto.TextLine, np.ndarray]], reader, vocabulary, word_model, counts: Counter):
+def _page_lines(page_lines: list[tuple[alto.TextLine, np.ndarray]], reader, vocabulary, word_model, counts: Counter, check_reading: bool = True):
     """Cut and read the lines of one page; yields (line, word number, word, crop box in the line, crop, status,
     reading) for each word with IAM's spelling that could be cut."""
     import tensorflow as tf
@@ -128,7 +130,7 @@ def _page_lines(page_lines: list[tuple[alto.TextLine, np.ndarray]], reader, voca
     for (line, number, word, box, crop), reading in zip(cut, readings):
         text = reading.text or ""
         sure = cuts_sure[(line.index, number)]
-        ok = sure and character_error_rate([word.text], [text]) <= config.SPLIT_MAX_CER
+        ok = sure and (not check_reading or character_error_rate([word.text], [text]) <= config.SPLIT_MAX_CER)
         counts["ok" if ok else "err: a cut not sure" if not sure else "err: the reading disagrees"] += 1
         yield line, number, word, box, crop, "ok" if ok else "err", text
 
@@ -157,6 +159,7 @@ def build(source: Path | str, out_dir: Path | str, model_path: Path | str | None
     shutil.rmtree(partial, ignore_errors=True)
     images_dir = partial / "words"
     counts: Counter = Counter()
+    per_split: dict[str, Counter] = {split: Counter() for split in config.SPLITS}
     transcribed: list = []
     rows = [WORDS_HEADER.format(source=source.name)]
     started = time.perf_counter()
@@ -166,7 +169,11 @@ def build(source: Path | str, out_dir: Path | str, model_path: Path | str | None
         for problem in problems:
             report(problem)
         transcribed += [line_words(line.text) for line, _ in page_lines if not is_page_id(line.text, line.page)]
-        for line, number, word, box, crop, status, _ in _page_lines(page_lines, reader, vocabulary, model, counts):
+        split = splits[form.rstrip("abc")]
+        # The writers a model is measured on keep every word cut sure, read well or not: a reading check there would
+        # keep the words that a model reads well already, and flatter every model measured on them.
+        check = split == "train"
+        for line, number, word, box, crop, status, _ in _page_lines(page_lines, reader, vocabulary, model, counts, check):
             word_id = f"{form}-{line.index:02d}-{number:02d}"
             image, level = whitened(crop)
             path = image_path(images_dir, word_id)
@@ -174,6 +181,7 @@ def build(source: Path | str, out_dir: Path | str, model_path: Path | str | None
             cv2.imwrite(str(path), image)
             x, y = line.box[0] + box[0], line.box[1] + box[1]
             rows.append(f"{word_id} {status} {level} {x} {y} {image.shape[1]} {image.shape[0]} {TAG} {word.text}\n")
+            per_split[split][status] += 1
         if done % 20 == 0 or done == len(pages):
             report(f"{done}/{len(pages)} pages, {counts['ok']:,} words ok, {time.perf_counter() - started:.0f} s")
     (partial / "words.txt").write_text("".join(rows), encoding="utf-8")
@@ -188,19 +196,87 @@ def build(source: Path | str, out_dir: Path | str, model_path: Path | str | None
     written = sum(reasons.values())
     summary = {"source": str(source), "model": str(model_path), "pages": len(pages), "words_in_transcriptions": written,
                "ok": counts["ok"], "yield": round(counts["ok"] / max(written, 1), 4), "counts": dict(counts),
+               "splits": {split: {"writers": sum(s == split for s in splits.values()), **per_split[split]} for split in config.SPLITS},
                "labels": dict(reasons), "minutes": round((time.perf_counter() - started) / 60, 1)}  # fmt: skip
     (partial / "realwords.json").write_text(json.dumps(summary, indent=1), encoding="utf-8")
     partial.rename(out_dir)
     return summary
 
 
+# --- The subset shipped in the repository --------------------------------------------------------------------
+def shipped_subset(full_dir: Path | str, out_dir: Path | str, max_bytes: int | None = None) -> dict:
+    """Copy a real mini-IAM's words into ``out_dir`` within ``max_bytes`` of images (default
+    ``config.COPISTE_MAX_BYTES``): every word of the test and validation writers, then whole training writers (ok
+    and err rows) in the split's own order while they fit; each image re-encoded at PNG's highest compression.
+    ``forms.txt`` and ``splits/`` list the writers kept; returns the counts."""
+    from utils.iam import load_iam
+
+    full_dir, out_dir = Path(full_dir), Path(out_dir)
+    max_bytes = config.COPISTE_MAX_BYTES if max_bytes is None else max_bytes
+    if out_dir.exists() and any(out_dir.iterdir()):
+        raise FileExistsError(f"{out_dir}: not empty; give a new folder (nothing is written over)")
+    dataset = load_iam(full_dir, validate=False)
+    writer_of = {record.form_id: record.writer_id for record in dataset.records}
+    by_writer: dict[str, list] = {}
+    for record in dataset.records:
+        by_writer.setdefault(record.writer_id, []).append(record)
+    split_of = {record.writer_id: dataset.splits[record.word_id] for record in dataset.records}
+    order = list(writer_split(list(by_writer)))  # test writers first, then validation, then training: hash order
+    encoded: dict[str, bytes] = {}
+    kept: list[str] = []
+    total = 0
+    for writer in order:
+        images = {}
+        for record in by_writer[writer]:
+            image = cv2.imread(str(record.path), cv2.IMREAD_GRAYSCALE)
+            images[record.word_id] = cv2.imencode(".png", image, [cv2.IMWRITE_PNG_COMPRESSION, 9])[1].tobytes()
+        size = sum(len(data) for data in images.values())
+        if split_of[writer] == "train" and total + size > max_bytes:
+            break
+        if total + size > max_bytes:
+            raise ValueError(f"the test and validation writers alone need more than {max_bytes:,} bytes")
+        encoded.update(images)
+        kept.append(writer)
+        total += size
+    partial = out_dir.with_name(out_dir.name + PARTIAL_SUFFIX)
+    shutil.rmtree(partial, ignore_errors=True)
+    rows = [line for line in (full_dir / "words.txt").read_text(encoding="utf-8").splitlines(keepends=True)
+            if line.startswith("#") or line.split(" ", 1)[0] in encoded]  # fmt: skip
+    for word_id, data in encoded.items():
+        path = image_path(partial / "words", word_id)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    (partial / "words.txt").write_text("".join(rows), encoding="utf-8")
+    forms = sorted(form for form, writer in writer_of.items() if writer in kept)
+    (partial / "forms.txt").write_text("# form-id writer-id (one writer per Copiste copy)\n"
+                                       + "".join(f"{form} {writer_of[form]}\n" for form in forms), encoding="utf-8")  # fmt: skip
+    (partial / "splits").mkdir()
+    counts = {}
+    for split in config.SPLITS:
+        writers = [writer for writer in kept if split_of[writer] == split]
+        split_forms = [form for form in forms if writer_of[form] in writers]
+        (partial / "splits" / f"{split}.txt").write_text(f"# {split}: the pages of {len(writers)} writers\n"
+                                                         + "".join(f"{form}\n" for form in split_forms), encoding="utf-8")  # fmt: skip
+        words = [record for writer in writers for record in by_writer[writer]]
+        counts[split] = {"writers": len(writers), "ok": sum(r.status == "ok" for r in words), "err": sum(r.status == "err" for r in words)}
+    summary = {"from": full_dir.name, "image_bytes": total, "splits": counts}
+    (partial / "subset.json").write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
+    partial.rename(out_dir)
+    return summary
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m utils.realwords", description=__doc__.split("\n")[0])
-    parser.add_argument("source", type=Path, help="the ALTO dataset: a folder with alto/ and pages/ (../shared/copiste)")
+    parser.add_argument("source", type=Path, help="the ALTO dataset: a folder with alto/ and pages/ (../shared/copiste); "
+                                                 "with --subset, a mini-IAM made by this command")  # fmt: skip
     parser.add_argument("out", type=Path, help="a new folder for the mini-IAM")
     parser.add_argument("--model", type=Path, default=None, help="the word reader that aligns and checks (default: models/crnn.keras)")
+    parser.add_argument("--subset", action="store_true", help="copy the subset that the repository ships (copiste/) from source")
     args = parser.parse_args(argv)
-    summary = build(args.source, args.out, args.model, report=lambda message: print(message, file=sys.stderr))
+    if args.subset:
+        summary = shipped_subset(args.source, args.out)
+    else:
+        summary = build(args.source, args.out, args.model, report=lambda message: print(message, file=sys.stderr))
     print(json.dumps(summary))
     return 0
 

@@ -230,6 +230,11 @@ def cut_words(gray: np.ndarray, texts: list[str | None], log_probs: np.ndarray, 
             cuts.append(WordCut(text, None, False))
             continue
         blobs = tuple(blob for piece in pieces[start : end + 1] for blob in piece)
-        box = pieces_box(ink_labels, list(blobs), (columns[start][0], max(span[1] for span in columns[start : end + 1])))
-        cuts.append(WordCut(text, box, sure_left and sure_right, blobs))
+        right = max(span[1] for span in columns[start : end + 1])
+        box = pieces_box(ink_labels, list(blobs), (columns[start][0], right))
+        # A piece wholly before the word's first letter or after its last (a neighbour's comma, a stroke crossed out)
+        # is no part of it: the cut is not clean. (CTC places a letter at a frame inside it, often its left half.)
+        first_letter, last_letter = frame_to_x(spans[m][0], line), frame_to_x(spans[m][1], line)
+        fits = columns[start][1] >= first_letter - tolerance and columns[end][0] <= last_letter + tolerance
+        cuts.append(WordCut(text, box, sure_left and sure_right and fits, blobs))
     return LineCuts(cuts, ink_labels, band)
