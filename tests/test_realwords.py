@@ -68,3 +68,17 @@ def test_a_folder_with_files_is_never_written_over(tmp_path):
     with pytest.raises(FileExistsError, match="not empty"):
         realwords.build(SAMPLE, tmp_path)
     assert (tmp_path / "keep.txt").read_text(encoding="utf-8") == "mine"
+
+
+def test_the_download_offline_fails_at_once_saying_what_to_do(tmp_path, monkeypatch):
+    import urllib.error
+    import urllib.request
+
+    def offline(url, timeout=None):
+        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
+    with pytest.raises(realwords.DownloadError, match="are you offline") as error:
+        realwords.main([str(tmp_path / "source"), str(tmp_path / "out"), "--download"])
+    assert "github.com/banq-dcn/Copiste-d-un-jour" in str(error.value) and "unzip its alto/ and jpg/" in str(error.value)
+    assert not (tmp_path / "out").exists()

@@ -13,6 +13,7 @@ Command line::
 
     python -m utils.realwords ../shared/copiste OUT [--model models/crnn.keras]   # every word of every page
     python -m utils.realwords OUT copiste --subset      # the subset the repository ships, from that mini-IAM
+    python -m utils.realwords data/copiste-source OUT --download   # with internet: download the dataset, then build
 """
 
 from __future__ import annotations
@@ -203,6 +204,45 @@ def build(source: Path | str, out_dir: Path | str, model_path: Path | str | None
     return summary
 
 
+# --- Downloading the dataset (for users with internet) ------------------------------------------------------
+COPISTE_ARCHIVE = "https://github.com/banq-dcn/Copiste-d-un-jour/archive/{commit}.zip"
+COPISTE_COMMIT = "a3636d2"  # the commit ../shared/copiste was made from (its README)
+DOWNLOAD_TIMEOUT = 30  # seconds without an answer before the download gives up
+
+
+class DownloadError(cli.UserError):
+    """The dataset could not be downloaded; the message says why and what to do instead."""
+
+
+def download_copiste(target: Path | str, commit: str = COPISTE_COMMIT) -> Path:
+    """Download Copiste d'un jour from its public repository (about 280 MB) and unpack its ALTO files and page images
+    into ``target/alto`` and ``target/pages``, the layout :func:`build` reads; returns ``target``. Offline, a
+    :class:`DownloadError` at once."""
+    import io
+    import urllib.error
+    import urllib.request
+    import zipfile
+
+    target = Path(target)
+    url = COPISTE_ARCHIVE.format(commit=commit)
+    try:
+        with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT) as response:
+            archive = zipfile.ZipFile(io.BytesIO(response.read()))
+    except (urllib.error.URLError, TimeoutError, OSError) as error:
+        raise DownloadError(f"could not download {url} ({getattr(error, 'reason', error)}): are you offline? On a machine "
+                            f"with internet, download that archive and unzip its alto/ and jpg/ folders as {target}/alto "
+                            f"and {target}/pages, then run python -m utils.realwords {target} OUT") from None  # fmt: skip
+    for member in archive.namelist():
+        parts = Path(member).parts
+        folder = {"alto": "alto", "jpg": "pages"}.get(parts[1] if len(parts) > 2 else "")
+        if folder and Path(member).suffix.lower() in (".xml", ".jpg"):
+            (target / folder).mkdir(parents=True, exist_ok=True)
+            (target / folder / Path(member).name).write_bytes(archive.read(member))
+    if not (target / "alto").is_dir() or not (target / "pages").is_dir():
+        raise DownloadError(f"{url} holds no alto/ and jpg/ folders: the repository's layout changed")
+    return target
+
+
 # --- The subset shipped in the repository --------------------------------------------------------------------
 def shipped_subset(full_dir: Path | str, out_dir: Path | str, max_bytes: int | None = None) -> dict:
     """Copy a real mini-IAM's words into ``out_dir`` within ``max_bytes`` of images (default
@@ -272,7 +312,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("out", type=Path, help="a new folder for the mini-IAM")
     parser.add_argument("--model", type=Path, default=None, help="the word reader that aligns and checks (default: models/crnn.keras)")
     parser.add_argument("--subset", action="store_true", help="copy the subset that the repository ships (copiste/) from source")
+    parser.add_argument("--download", action="store_true", help="first download the dataset from its repository into source")
     args = parser.parse_args(argv)
+    if args.download:
+        download_copiste(args.source)
     if args.subset:
         summary = shipped_subset(args.source, args.out)
     else:
