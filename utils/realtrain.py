@@ -7,7 +7,8 @@ mini-IAM made by ``python -m utils.realwords``) and the DHSD fine-tuning writers
 drawn from the fonts (the synthetic mini-IAM the shipped model was pretrained on), for ``--minutes``, and keeps the
 epoch that reads the validation writers of both best. Its run lives in ``artifacts/realtrain/<stage>/``: an
 interrupted stage, started again with the same arguments, resumes. It ends by measuring the character error rate
-of its model and of the start on every split (``figures.json`` in the run folder); ``--ship`` then puts its model in
+of its model and of the start on every split (``figures.json`` in the run folder); ``--keep`` copies its model and
+figures into ``models/stages/`` (committed: the next session's stage starts from there), ``--ship`` puts its model in
 ``models/`` (the one there moved aside) and adds the stage to ``models/recipe.json``.
 """
 
@@ -29,7 +30,7 @@ import pandas as pd  # noqa: E402
 from utils import cli, config, dhsd  # noqa: E402
 from utils.iam import load_iam, records_to_frame  # noqa: E402
 from utils.model import load_model, save_model  # noqa: E402
-from utils.pipeline import make_dataset, make_datasets  # noqa: E402
+from utils.pipeline import make_dataset, make_datasets, select_words  # noqa: E402
 from utils.pretrain import RECIPE_FILE, shipped_vocabulary  # noqa: E402
 from utils.synthetic import generate_mini_iam  # noqa: E402
 from utils.training import RunFolder, fine_tune, read_dataset, sha256, with_rehearsal  # noqa: E402
@@ -62,10 +63,11 @@ def font_frame() -> pd.DataFrame:
 
 
 def measure(model, frames: dict[str, pd.DataFrame], vocabulary) -> dict[str, float]:
-    """CER of ``model`` on each named frame of ``ok`` words."""
+    """CER of ``model`` on the usable words of each named frame (``ok``, readable, that CTC can fit), as training
+    measures its validation words."""
     figures = {}
     for name, frame in frames.items():
-        words = frame[(frame["status"] == "ok") & frame["image_problem"].isna()]
+        words, _ = select_words(frame.assign(split=name), name, vocabulary)
         dataset = make_dataset(words, vocabulary, training=False, batch_size=config.EVAL_BATCH_SIZE, name=name)
         figures[name] = round(read_dataset(model, dataset, vocabulary).cer, 4)
     return figures
@@ -119,6 +121,20 @@ def train_stage(copiste: Path, start: Path, minutes: float, stage: str, rehearsa
     return figures
 
 
+def keep_stage(stage: str) -> Path:
+    """Copy a finished stage's model (without the optimizer's state) and its figures into ``models/stages/``, where the
+    next session's stage can start from it (artifacts/ is not committed); never over an existing file."""
+    run = RunFolder(config.artifacts_dir() / "realtrain" / stage)
+    target = config.SHIPPED_MODELS_DIR / "stages" / f"{stage}.keras"
+    figures = target.with_suffix(".json")
+    if target.exists() or figures.exists():
+        raise FileExistsError(f"{config.display_path(target)} exists: the stage was kept already (give another --stage)")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    save_model(load_model(run.model), target, vocabulary=shipped_vocabulary())
+    figures.write_text((run.folder / "figures.json").read_text(encoding="utf-8"), encoding="utf-8")
+    return target
+
+
 def ship(stage: str) -> Path:
     """Put a finished stage's model into ``models/`` (the model there moved aside, never lost) and add the stage
     to ``models/recipe.json``."""
@@ -143,10 +159,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--minutes", type=number, default=40.0, help="training budget (default 40)")
     parser.add_argument("--stage", required=True, help="the stage's name: its run folder in artifacts/realtrain/")
     parser.add_argument("--rehearsal", type=float, default=0.25, help="share of batches from the fonts (default 0.25)")
+    parser.add_argument("--keep", action="store_true", help="then keep the stage's model in models/stages/ (committed)")
     parser.add_argument("--ship", action="store_true", help="then put the stage's model in models/ and the recipe")
     args = parser.parse_args(argv)
     figures = train_stage(args.copiste, args.start, args.minutes, args.stage, args.rehearsal)
     print(json.dumps(figures, indent=1))
+    if args.keep:
+        print(f"kept: {config.display_path(keep_stage(args.stage))}")
     if args.ship:
         print(f"shipped: {config.display_path(ship(args.stage))}")
     return 0
