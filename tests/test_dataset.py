@@ -43,6 +43,18 @@ def test_real_iam_in_data_is_used(data_dir, make_iam):
     assert dataset.resolve_dataset(verbose=False).source == "data"
 
 
+def test_real_words_cut_by_the_series_in_data_are_no_iam(data_dir, make_iam, monkeypatch):
+    """python -m utils.realwords ... data/copiste writes a mini-IAM of real words: it is not IAM, so the default stays
+    the generated one; HTR_DATA_DIR still reads it, and says what it is."""
+    make_iam([GOOD], root=data_dir)
+    (data_dir / "iam_words" / iam.REAL_WORDS_MARKER).write_text("{}", encoding="utf-8")
+    resolution = dataset.resolve_dataset(words=60, verbose=False)
+    assert resolution.source == "synthetic"
+    monkeypatch.setenv("HTR_DATA_DIR", str(data_dir / "iam_words"))
+    chosen = dataset.resolve_dataset(verbose=False).layout
+    assert chosen.real_words and chosen.describe().startswith("real-words mini-IAM at ")
+
+
 def test_without_iam_the_mini_iam_is_generated_once_and_reused(data_dir, capsys):
     first = dataset.resolve_dataset(words=60)
     assert first.source == "synthetic" and first.layout.synthetic

@@ -90,7 +90,8 @@ def resolve_dataset(download: bool | None = None, words: int | None = None, verb
     if data_dir_env is not None:
         resolution = Resolution(find_dataset(data_dir_env), "HTR_DATA_DIR", f"HTR_DATA_DIR={data_dir_env}")
     else:
-        real = [layout for layout in find_datasets(config.DATA_DIR) if not layout.synthetic]
+        # What the series made itself is no IAM: a mini-IAM of fonts, or of real words cut by utils.realwords.
+        real = [layout for layout in find_datasets(config.DATA_DIR) if not layout.synthetic and not layout.real_words]
         download = (config.env_setting("HTR_DOWNLOAD") or "").lower() == "kaggle" if download is None else download
         if real:
             resolution = Resolution(real[0], "data", f"IAM was found under {config.display_path(config.DATA_DIR)}/")

@@ -42,6 +42,7 @@ LINE_BLANKS = " \t\r\n"
 WORD_STATUSES = ("ok", "err")
 WORDS_FILE_NAMES = ("words.txt", "words_new.txt")
 SYNTHETIC_MARKER = "mini_iam.json"  # written by utils.synthetic beside words.txt
+REAL_WORDS_MARKER = "realwords.json"  # written by utils.realwords beside words.txt: real words cut from lines, not IAM
 PARTIAL_SUFFIX = ".partial"  # utils.synthetic writes into <folder>.partial, renamed when complete: never a dataset
 
 
@@ -84,9 +85,10 @@ class IamLayout:
     forms_file: Path | None = None  # form -> writer table (official download, mini-IAM)
     split_dir: Path | None = None  # splits/{train,validation,test}.txt when present
     synthetic: bool = False  # the generated mini-IAM rather than the real IAM
+    real_words: bool = False  # words cut from the lines of another dataset (utils.realwords) rather than IAM
 
     def describe(self) -> str:
-        kind = "synthetic mini-IAM" if self.synthetic else "IAM"
+        kind = "synthetic mini-IAM" if self.synthetic else "real-words mini-IAM" if self.real_words else "IAM"
         return f"{kind} at {config.display_path(self.root)} (labels: {self.words_file.name})"
 
 
@@ -111,6 +113,7 @@ def _layout_at(folder: Path) -> IamLayout | None:
         forms_file=forms,
         split_dir=split_dir,
         synthetic=(folder / SYNTHETIC_MARKER).is_file(),
+        real_words=(folder / REAL_WORDS_MARKER).is_file(),
     )
 
 

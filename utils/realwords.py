@@ -33,7 +33,7 @@ import cv2
 import numpy as np
 
 from utils import alto, cli, config
-from utils.iam import PARTIAL_SUFFIX, image_path
+from utils.iam import PARTIAL_SUFFIX, REAL_WORDS_MARKER, image_path
 from utils.transcription import count_reasons, is_page_id, line_words
 
 SPLIT_SEED = 42
@@ -93,7 +93,7 @@ def _page_lines(page_lines: list[tuple[alto.TextLine, np.ndarray]], reader, voca
 
     from utils.metrics import character_error_rate
     from utils.predict import predict_images
-    from utils.wordsplit import cut_words, prepare_line
+    from utils.wordsplit import FRAME_PIXELS, cut_words, prepare_line
 
     prepared = []
     for line, image in page_lines:
@@ -114,9 +114,9 @@ def _page_lines(page_lines: list[tuple[alto.TextLine, np.ndarray]], reader, voca
     for row, (*_, ready) in enumerate(prepared):
         batch[row, :, : ready.image.shape[1]] = ready.image
     log_probs = tf.nn.log_softmax(reader.predict_on_batch(batch)).numpy()
-    cut, cuts_sure = [], {}
+    cut = []
     for row, (line, image, words, ready) in enumerate(prepared):
-        frames = ready.image.shape[1] // 4 - 1
+        frames = ready.image.shape[1] // FRAME_PIXELS - 1  # the line's own frames, not the batch's padding
         cuts = cut_words(image, [word.text for word in words], log_probs[row, :frames], ready, vocabulary)
         for number, (word, word_cut) in enumerate(zip(words, cuts.words)):
             if word.text is None:
@@ -125,12 +125,10 @@ def _page_lines(page_lines: list[tuple[alto.TextLine, np.ndarray]], reader, voca
             if crop is None:
                 counts["words that could not be cut"] += 1
                 continue
-            cut.append((line, number, word, cuts.crop_box(number, image.shape), crop))
-            cuts_sure[(line.index, number)] = word_cut.sure
-    readings = predict_images(word_model, [crop for *_, crop in cut], vocabulary)
-    for (line, number, word, box, crop), reading in zip(cut, readings):
+            cut.append((line, number, word, cuts.crop_box(number, image.shape), crop, word_cut.sure))
+    readings = predict_images(word_model, [crop for *_, crop, _ in cut], vocabulary)
+    for (line, number, word, box, crop, sure), reading in zip(cut, readings):
         text = reading.text or ""
-        sure = cuts_sure[(line.index, number)]
         ok = sure and (not check_reading or character_error_rate([word.text], [text]) <= config.SPLIT_MAX_CER)
         counts["ok" if ok else "err: a cut not sure" if not sure else "err: the reading disagrees"] += 1
         yield line, number, word, box, crop, "ok" if ok else "err", text
@@ -199,7 +197,7 @@ def build(source: Path | str, out_dir: Path | str, model_path: Path | str | None
                "ok": counts["ok"], "yield": round(counts["ok"] / max(written, 1), 4), "counts": dict(counts),
                "splits": {split: {"writers": sum(s == split for s in splits.values()), **per_split[split]} for split in config.SPLITS},
                "labels": dict(reasons), "minutes": round((time.perf_counter() - started) / 60, 1)}  # fmt: skip
-    (partial / "realwords.json").write_text(json.dumps(summary, indent=1), encoding="utf-8")
+    (partial / REAL_WORDS_MARKER).write_text(json.dumps(summary, indent=1), encoding="utf-8")
     partial.rename(out_dir)
     return summary
 
@@ -301,6 +299,7 @@ def shipped_subset(full_dir: Path | str, out_dir: Path | str, max_bytes: int | N
         counts[split] = {"writers": len(writers), "ok": sum(r.status == "ok" for r in words), "err": sum(r.status == "err" for r in words)}
     summary = {"from": full_dir.name, "image_bytes": total, "splits": counts}
     (partial / "subset.json").write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
+    shutil.copyfile(full_dir / REAL_WORDS_MARKER, partial / REAL_WORDS_MARKER)  # how the full set was made; the marker
     partial.rename(out_dir)
     return summary
 
