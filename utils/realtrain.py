@@ -26,6 +26,7 @@ from utils.setup import import_tensorflow_quietly
 import_tensorflow_quietly()
 
 import pandas as pd  # noqa: E402
+import tensorflow as tf  # noqa: E402
 
 from utils import cli, config, dhsd  # noqa: E402
 from utils.iam import load_iam, records_to_frame  # noqa: E402
@@ -73,18 +74,18 @@ def measure(model, frames: dict[str, pd.DataFrame], vocabulary) -> dict[str, flo
     return figures
 
 
-def train_stage(copiste: Path, start: Path, minutes: float, stage: str, rehearsal: float, seed: int = 42) -> dict:
+def train_stage(copiste: Path, start: Path, minutes: float, stage: str, rehearsal: float, dhsd_share: float = 0.0, seed: int = 42) -> dict:
     """One stage (see the module's docstring); returns its figures, also written to the run's ``figures.json``."""
     import keras
 
     cli.check_positive(minutes, "--minutes")
-    if not 0 <= rehearsal < 1:
-        raise ValueError(f"--rehearsal {rehearsal}: expected at least 0 and below 1")
+    if not 0 <= rehearsal < 1 or not 0 <= dhsd_share < 1 or rehearsal + dhsd_share >= 1:
+        raise ValueError(f"--rehearsal {rehearsal} and --dhsd-share {dhsd_share}: each at least 0, together below 1")
     keras.utils.set_random_seed(seed)
     vocabulary = shipped_vocabulary()
     run = RunFolder(config.artifacts_dir() / "realtrain" / stage)
     settings = {"copiste": str(Path(copiste).resolve()), "start_sha256": sha256(start), "minutes": minutes,
-                "rehearsal": rehearsal, "seed": seed}  # fmt: skip
+                "rehearsal": rehearsal, "dhsd_share": dhsd_share, "seed": seed}  # fmt: skip
     record = run.folder.with_name(stage + ".settings.json")
     if run.folder.is_dir() and any(run.folder.iterdir()):
         made_with = json.loads(record.read_text(encoding="utf-8")) if record.is_file() else None
@@ -101,6 +102,14 @@ def train_stage(copiste: Path, start: Path, minutes: float, stage: str, rehearsa
     model = load_model(start)
     if not (run.model.is_file() and run.history.is_file() and not run.interrupted):
         train = with_rehearsal(data["train"], font_data["train"], synthetic_share=rehearsal, seed=seed)
+        if dhsd_share:  # DHSD's few words drawn more often than their share of the real words: Copiste sets the epoch
+            copiste_train = make_datasets(real[real["source"] == "copiste"], vocabulary=vocabulary, batch_size=config.TRAIN_BATCH_SIZE,
+                                          seed=seed, splits=("train",), verbose=False)["train"]  # fmt: skip
+            dhsd_train = make_datasets(real[real["source"] == "dhsd"], vocabulary=vocabulary, batch_size=config.TRAIN_BATCH_SIZE,
+                                       seed=seed, splits=("train",), verbose=False)["train"]  # fmt: skip
+            train = tf.data.Dataset.sample_from_datasets(
+                [copiste_train, dhsd_train.repeat(), font_data["train"].repeat()],
+                weights=[1 - rehearsal - dhsd_share, dhsd_share, rehearsal], seed=seed, stop_on_empty_dataset=True)
         fine_tune(model, train, data["validation"], vocabulary, run, minutes=minutes, learning_rate=config.FINETUNE_LEARNING_RATE)
     trained = load_model(run.model)
     history = run.read_history()
@@ -111,7 +120,7 @@ def train_stage(copiste: Path, start: Path, minutes: float, stage: str, rehearsa
     figures = {
         "stage": stage, "start": str(start), "copiste": str(copiste), "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
         "minutes_budget": minutes, "train_minutes": round(float(history["seconds"].sum()) / 60, 1), "epochs": len(history),
-        "best_epoch": int(history["val_cer"].idxmin()) + 1, "rehearsal": rehearsal, "seed": seed,
+        "best_epoch": int(history["val_cer"].idxmin()) + 1, "rehearsal": rehearsal, "dhsd_share": dhsd_share, "seed": seed,
         "train_words": {source: int((used["source"] == source).sum()) for source in ("copiste", "dhsd")},
         "train_writers": {source: int(used.loc[used["source"] == source, "writer"].nunique()) for source in ("copiste", "dhsd")},
         "cer": measure(trained, parts, vocabulary), "start_cer": measure(load_model(start), parts, vocabulary),
@@ -159,10 +168,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--minutes", type=number, default=40.0, help="training budget (default 40)")
     parser.add_argument("--stage", required=True, help="the stage's name: its run folder in artifacts/realtrain/")
     parser.add_argument("--rehearsal", type=float, default=0.25, help="share of batches from the fonts (default 0.25)")
+    parser.add_argument("--dhsd-share", type=float, default=0.0, help="share of batches from DHSD (default 0: as many as its words)")
     parser.add_argument("--keep", action="store_true", help="then keep the stage's model in models/stages/ (committed)")
     parser.add_argument("--ship", action="store_true", help="then put the stage's model in models/ and the recipe")
     args = parser.parse_args(argv)
-    figures = train_stage(args.copiste, args.start, args.minutes, args.stage, args.rehearsal)
+    figures = train_stage(args.copiste, args.start, args.minutes, args.stage, args.rehearsal, args.dhsd_share)
     print(json.dumps(figures, indent=1))
     if args.keep:
         print(f"kept: {config.display_path(keep_stage(args.stage))}")
