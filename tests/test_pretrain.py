@@ -53,13 +53,13 @@ def test_a_stage_without_a_record_of_its_settings_is_refused(tmp_path, monkeypat
 
 def test_the_same_settings_reuse_a_stage_and_a_new_base_model_is_refused(tmp_path):
     run = pretrain.RunFolder(tmp_path / "fine-tuned")
-    pretrain._check_stage(run, {"words": 300, "synthetic_model_sha256": "abc"})  # an empty stage: recorded
+    pretrain.check_stage(run, {"words": 300, "synthetic_model_sha256": "abc"})  # an empty stage: recorded
     run.folder.mkdir()
     (run.folder / "model.keras").write_bytes(b"x")
-    pretrain._check_stage(run, {"words": 300})  # the arguments, checked before the base model exists
-    pretrain._check_stage(run, {"words": 300, "synthetic_model_sha256": "abc"})
+    pretrain.check_stage(run, {"words": 300})  # the arguments, checked before the base model exists
+    pretrain.check_stage(run, {"words": 300, "synthetic_model_sha256": "abc"})
     with pytest.raises(ValueError, match="synthetic_model_sha256 'abc' \\(now 'def'\\)"):
-        pretrain._check_stage(run, {"words": 300, "synthetic_model_sha256": "def"})
+        pretrain.check_stage(run, {"words": 300, "synthetic_model_sha256": "def"})
 
 
 @pytest.mark.parametrize("flag", ["--minutes", "--finetune-minutes"])

@@ -61,7 +61,7 @@ def _settings_file(run: RunFolder) -> Path:
     return run.folder.with_name(run.folder.name + SETTINGS_SUFFIX)
 
 
-def _check_stage(run: RunFolder, settings: dict) -> None:
+def check_stage(run: RunFolder, settings: dict) -> None:
     """Refuse a stage folder that holds a run (finished or interrupted) made with other settings than ``settings``.
 
     A folder without training in it is free: ``settings`` are recorded beside it, for the next command to check.
@@ -119,8 +119,8 @@ def pretrain(words: int, seed: int, minutes: float, finetune_minutes: float, out
     tuned_settings = {**synthetic_settings, "finetune_minutes": finetune_minutes, "learning_rate": config.FINETUNE_LEARNING_RATE,
                       "freeze_convolutions": config.FINETUNE_FREEZE_CONVOLUTIONS, "rehearsal": config.FINETUNE_REHEARSAL}  # fmt: skip
     work.mkdir(parents=True, exist_ok=True)
-    _check_stage(runs["synthetic-only"], synthetic_settings)  # both, before anything is generated or trained
-    _check_stage(runs["fine-tuned"], tuned_settings)
+    check_stage(runs["synthetic-only"], synthetic_settings)  # both, before anything is generated or trained
+    check_stage(runs["fine-tuned"], tuned_settings)
 
     # Stage 1: the embedded default, at a size that fills the budget with new words.
     started = time.perf_counter()
@@ -152,7 +152,7 @@ def pretrain(words: int, seed: int, minutes: float, finetune_minutes: float, out
                          eval_batch_size=config.EVAL_BATCH_SIZE, splits=config.DHSD_SPLITS, training_split="finetune")  # fmt: skip
     before = {split: read_dataset(model, real[split], vocabulary).cer for split in ("validation", "test")}
     tuned_run = runs["fine-tuned"]
-    _check_stage(tuned_run, {**tuned_settings, "synthetic_model_sha256": sha256(synthetic_run.model)})  # built on this one
+    check_stage(tuned_run, {**tuned_settings, "synthetic_model_sha256": sha256(synthetic_run.model)})  # built on this one
     if _finished(tuned_run):
         print(f"Stage 2 already done: {config.display_path(tuned_run.model)}")
         tuned = load_model(tuned_run.model)

@@ -32,7 +32,7 @@ from utils import cli, config, dhsd  # noqa: E402
 from utils.iam import load_iam, records_to_frame  # noqa: E402
 from utils.model import load_model, save_model  # noqa: E402
 from utils.pipeline import make_dataset, make_datasets, select_words  # noqa: E402
-from utils.pretrain import RECIPE_FILE, shipped_vocabulary  # noqa: E402
+from utils.pretrain import RECIPE_FILE, check_stage, shipped_vocabulary  # noqa: E402
 from utils.synthetic import generate_mini_iam  # noqa: E402
 from utils.training import RunFolder, fine_tune, read_dataset, sha256, with_rehearsal  # noqa: E402
 
@@ -86,14 +86,8 @@ def train_stage(copiste: Path, start: Path, minutes: float, stage: str, rehearsa
     run = RunFolder(config.artifacts_dir() / "realtrain" / stage)
     settings = {"copiste": str(Path(copiste).resolve()), "start_sha256": sha256(start), "minutes": minutes,
                 "rehearsal": rehearsal, "dhsd_share": dhsd_share, "seed": seed}  # fmt: skip
-    record = run.folder.with_name(stage + ".settings.json")
-    if run.folder.is_dir() and any(run.folder.iterdir()):
-        made_with = json.loads(record.read_text(encoding="utf-8")) if record.is_file() else None
-        if made_with != settings:
-            raise ValueError(f"{config.display_path(run.folder)} was made with other settings ({made_with}): "
-                             "pass the same arguments to resume it, or another --stage")  # fmt: skip
-    run.folder.mkdir(parents=True, exist_ok=True)
-    record.write_text(json.dumps(settings, indent=1) + "\n", encoding="utf-8")
+    run.folder.mkdir(parents=True, exist_ok=True)  # empty: free for these settings
+    check_stage(run, settings)
     started = time.perf_counter()
     real = pd.concat([iam_frame(copiste, "copiste"), dhsd_frame()], ignore_index=True)
     fonts = font_frame()
@@ -101,15 +95,14 @@ def train_stage(copiste: Path, start: Path, minutes: float, stage: str, rehearsa
     font_data = make_datasets(fonts, vocabulary=vocabulary, batch_size=config.TRAIN_BATCH_SIZE, eval_batch_size=config.EVAL_BATCH_SIZE, seed=seed)
     model = load_model(start)
     if not (run.model.is_file() and run.history.is_file() and not run.interrupted):
-        train = with_rehearsal(data["train"], font_data["train"], synthetic_share=rehearsal, seed=seed)
         if dhsd_share:  # DHSD's few words drawn more often than their share of the real words: Copiste sets the epoch
-            copiste_train = make_datasets(real[real["source"] == "copiste"], vocabulary=vocabulary, batch_size=config.TRAIN_BATCH_SIZE,
-                                          seed=seed, splits=("train",), verbose=False)["train"]  # fmt: skip
-            dhsd_train = make_datasets(real[real["source"] == "dhsd"], vocabulary=vocabulary, batch_size=config.TRAIN_BATCH_SIZE,
-                                       seed=seed, splits=("train",), verbose=False)["train"]  # fmt: skip
+            by_source = {source: make_datasets(real[real["source"] == source], vocabulary=vocabulary, batch_size=config.TRAIN_BATCH_SIZE,
+                                               seed=seed, splits=("train",), verbose=False)["train"] for source in ("copiste", "dhsd")}  # fmt: skip
             train = tf.data.Dataset.sample_from_datasets(
-                [copiste_train, dhsd_train.repeat(), font_data["train"].repeat()],
+                [by_source["copiste"], by_source["dhsd"].repeat(), font_data["train"].repeat()],
                 weights=[1 - rehearsal - dhsd_share, dhsd_share, rehearsal], seed=seed, stop_on_empty_dataset=True)
+        else:
+            train = with_rehearsal(data["train"], font_data["train"], synthetic_share=rehearsal, seed=seed)
         fine_tune(model, train, data["validation"], vocabulary, run, minutes=minutes, learning_rate=config.FINETUNE_LEARNING_RATE)
     trained = load_model(run.model)
     history = run.read_history()

@@ -139,11 +139,13 @@ class WordCut:
 
 @dataclass
 class LineCuts:
-    """A line's words, and the labels of its ink (from :func:`utils.handwriting.line_pieces`) that their crops use."""
+    """A line's words, the labels of its ink (from :func:`utils.handwriting.line_pieces`) that their crops use, and
+    the line's paper level (:func:`utils.alto.paper_level`) that paints the other words' ink out."""
 
     words: list[WordCut]
     ink_labels: np.ndarray | None = None
     band: int = 0
+    paper: int = 255
 
     def crop_box(self, index: int, shape: tuple[int, ...], margin: int | None = None) -> tuple[int, int, int, int] | None:
         """Columns and rows (x0, y0, x1, y1) of word ``index``'s crop from a line image of ``shape``: its box with
@@ -166,7 +168,7 @@ class LineCuts:
         crop = gray[y0:y1, x0:x1].copy()
         word = self.words[index]
         others = {blob for other in self.words if other is not word for blob in other.blobs} - set(word.blobs)
-        crop[np.isin(self.ink_labels[y0:y1, x0:x1], list(others))] = int(np.percentile(gray, 90))
+        crop[np.isin(self.ink_labels[y0:y1, x0:x1], list(others))] = self.paper
         return crop
 
 
@@ -196,6 +198,7 @@ def cut_words(gray: np.ndarray, texts: list[str | None], log_probs: np.ndarray, 
 
     Every word gets a :class:`WordCut`, in order; none is ``sure`` where the alignment fails or the line has no ink.
     """
+    from utils.alto import paper_level
     from utils.handwriting import line_pieces, pieces_box
 
     unsure = LineCuts([WordCut(text, None, False) for text in texts])
@@ -237,4 +240,4 @@ def cut_words(gray: np.ndarray, texts: list[str | None], log_probs: np.ndarray, 
         first_letter, last_letter = frame_to_x(spans[m][0], line), frame_to_x(spans[m][1], line)
         fits = columns[start][1] >= first_letter - tolerance and columns[end][0] <= last_letter + tolerance
         cuts.append(WordCut(text, box, sure_left and sure_right and fits, blobs))
-    return LineCuts(cuts, ink_labels, band)
+    return LineCuts(cuts, ink_labels, band, paper_level(gray))
