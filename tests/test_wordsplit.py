@@ -86,3 +86,71 @@ def test_an_unreadable_line_leaves_every_word_unsure(shipped):
     ready = wordsplit.PreparedLine(np.ones((config.IMAGE_HEIGHT, 16, 1), np.float32), 0, 1.0)
     cuts = wordsplit.cut_words(blank, ["a", "long", "line"], log_probs_of([0, 1, 0], classes=80), ready, vocabulary)  # no fit
     assert [(cut.box, cut.sure) for cut in cuts.words] == [(None, False)] * 3
+
+
+# --- Marks beside words, strays below, punctuation that must show ----------------------------------------------
+def drawn_line(comma_at: int | None) -> np.ndarray:
+    """A line of two 'words' (strokes in rows 20-40, the band, and an ascender), a comma-sized mark under the baseline at column
+    ``comma_at``, and a bit of the next line's ascender far below the first word."""
+    gray = np.full((70, 170), 235, np.uint8)
+    for x0, x1 in ((20, 60), (100, 140)):
+        for x in range(x0, x1, 8):  # letters: strokes 4 pixels wide, the band's height, the last an ascender
+            gray[20 if x + 8 < x1 else 8 : 40, x : x + 4] = 30
+    if comma_at is not None:
+        gray[42:50, comma_at : comma_at + 4] = 30
+    gray[58:70, 30:34] = 30  # the next line's ascender, kept by the polygon
+    return gray
+
+
+def cut_drawn(gray: np.ndarray, texts: list[str], frames: dict[int, str], vocabulary):
+    """cut_words on ``gray`` with a reading that fires each letter at the frame given (frame t's centre: column
+    4t + 4), the blank elsewhere."""
+    best = [0] * 40
+    for frame, character in frames.items():
+        best[frame] = vocabulary.encode(character)[0]
+    ready = wordsplit.PreparedLine(np.ones((config.IMAGE_HEIGHT, 164, 1), np.float32), 0, 1.0)
+    return wordsplit.cut_words(gray, texts, log_probs_of(best, classes=vocabulary.num_classes), ready, vocabulary)
+
+
+@pytest.fixture
+def vocabulary():
+    from utils.encoding import Vocabulary
+
+    return Vocabulary(config.IAM_CHARSET)
+
+
+def test_a_comma_beside_a_word_goes_with_the_word_whose_text_has_it(vocabulary):
+    gray = drawn_line(comma_at=64)
+    cuts = cut_drawn(gray, ["ab,", "cd"], {6: "a", 10: "b", 15: ",", 26: "c", 31: "d"}, vocabulary)
+    assert [cut.sure for cut in cuts.words] == [True, True]
+    assert cuts.words[0].box[0] + cuts.words[0].box[2] == 68  # the box reaches past the comma
+    assert cuts.crop(gray, 0)[30:, 46:52].min() < 100  # the comma is in the first word's crop
+
+
+def test_a_mark_no_text_claims_is_painted_out_and_a_missing_comma_leaves_the_word_unsure(vocabulary):
+    gray = drawn_line(comma_at=92)  # against the second word, which has no comma
+    cuts = cut_drawn(gray, ["ab", "cd"], {6: "a", 12: "b", 26: "c", 31: "d"}, vocabulary)
+    assert [cut.sure for cut in cuts.words] == [True, True]
+    x0, y0, x1, y1 = cuts.crop_box(1, gray.shape)
+    assert x0 < 92 + 4  # the mark lies in the second word's crop box ...
+    assert cuts.crop(gray, 1)[42 - y0 : 50 - y0, : 96 - x0].min() > 200  # ... and is painted out
+    cuts = cut_drawn(drawn_line(comma_at=None), ["ab,", "cd"], {6: "a", 10: "b", 12: ",", 26: "c", 31: "d"}, vocabulary)
+    assert [cut.sure for cut in cuts.words] == [False, True]  # its text ends with a comma its ink does not show
+
+
+def test_the_next_line_s_ascenders_are_strays_and_a_comma_is_not(vocabulary):
+    gray = drawn_line(comma_at=64)
+    cuts = cut_drawn(gray, ["ab,", "cd"], {6: "a", 10: "b", 15: ",", 26: "c", 31: "d"}, vocabulary)
+    assert cuts.ink_labels[60, 31] in cuts.strays  # starts half a band under the baseline: painted out of every crop
+    assert cuts.ink_labels[45, 65] in cuts.words[0].blobs and cuts.ink_labels[45, 65] not in cuts.strays
+
+
+def test_punctuation_on_the_wrong_side_leaves_the_word_unsure(vocabulary):
+    cuts = cut_drawn(drawn_line(comma_at=92), ["ab", "cd,"], {6: "a", 12: "b", 26: "c", 31: "d", 34: ","}, vocabulary)
+    assert [cut.sure for cut in cuts.words] == [True, False]  # the comma is on its left: none shows on its right
+
+
+def test_words_beside_an_unknown_word_are_unsure(vocabulary):
+    gray = drawn_line(comma_at=None)
+    cuts = cut_drawn(gray, [None, "cd"], {6: "a", 12: "b", 26: "c", 31: "d"}, vocabulary)
+    assert not cuts.words[1].sure

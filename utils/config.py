@@ -373,5 +373,8 @@ WORD_MARGIN = 6  # pixels of paper kept around each word cut from a line
 SPLIT_MIN_GAP = 0.2
 SPLIT_GAP_RATIO = 1.5
 SPLIT_MAX_CER = 0.5
+# Blobs of ink outside the line's pieces that start this many band heights below its baseline are the next line's
+# ascenders, which the line's polygon kept: a word's crop paints them out.
+STRAY_BELOW_BASELINE = 0.5
 DRAWING_PAD_SIZE = (640, 200)  # width, height in CSS pixels: a word written large, as on paper
 DRAWING_STROKE = 7  # pen width in pixels

@@ -13,6 +13,7 @@ import binascii
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import anywidget
 import cv2
@@ -120,7 +121,7 @@ def split_line_into_words(gray: np.ndarray) -> list[Box]:
     found = line_pieces(gray)
     if found is None:
         return []
-    labels, pieces, spans, gaps, height = found
+    labels, pieces, spans, gaps, height, _ = found
     threshold = _word_gap_threshold(gaps, height)
     words, columns = [list(pieces[0])], [spans[0]]
     for gap, piece, span in zip(gaps, pieces[1:], spans[1:]):
@@ -132,9 +133,20 @@ def split_line_into_words(gray: np.ndarray) -> list[Box]:
     return [pieces_box(labels, word, span) for word, span in zip(words, columns)]
 
 
-def line_pieces(gray: np.ndarray) -> tuple[np.ndarray, list[list[int]], list[tuple[int, int]], list[float], int] | None:
-    """Steps 1-3 of :func:`split_line_into_words`: (blob labels, pieces left to right, their columns, the gaps between
-    neighbouring pieces, the band's height), or None when the line has no ink. ``bench/line_split.py`` reads the gaps."""
+class LinePieces(NamedTuple):
+    """What steps 1-3 of :func:`split_line_into_words` find in a line."""
+
+    labels: np.ndarray  # the ink's blobs, labelled (0: paper)
+    pieces: list[list[int]]  # the blobs of each piece, pieces left to right
+    columns: list[tuple[int, int]]  # each piece's columns [start, end)
+    gaps: list[float]  # the distance between neighbouring pieces
+    band: int  # the height of the writing's band (the x-height): the scale of everything
+    bottom: int  # the band's last row + 1 (the baseline)
+
+
+def line_pieces(gray: np.ndarray) -> LinePieces | None:
+    """Steps 1-3 of :func:`split_line_into_words`, or None when the line has no ink. ``bench/line_split.py`` reads
+    the gaps."""
     gray = np.asarray(gray)
     gray = gray[..., 0] if gray.ndim == 3 and gray.shape[-1] == 1 else gray
     if gray.ndim != 2:
@@ -152,7 +164,7 @@ def line_pieces(gray: np.ndarray) -> tuple[np.ndarray, list[list[int]], list[tup
     if not pieces:
         return None
     gaps = [_distance(labels, pieces[k], pieces[k + 1], (spans[k][0], spans[k + 1][1])) for k in range(len(pieces) - 1)]
-    return labels, pieces, spans, gaps, bottom - top
+    return LinePieces(labels, pieces, spans, gaps, bottom - top, bottom)
 
 
 def _writing_band(ink: np.ndarray) -> tuple[int, int]:

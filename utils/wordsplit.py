@@ -146,6 +146,7 @@ class LineCuts:
     ink_labels: np.ndarray | None = None
     band: int = 0
     paper: int = 255
+    strays: tuple[int, ...] = ()  # blobs of no word: the next line's ascenders (``config.STRAY_BELOW_BASELINE``)
 
     def crop_box(self, index: int, shape: tuple[int, ...], margin: int | None = None) -> tuple[int, int, int, int] | None:
         """Columns and rows (x0, y0, x1, y1) of word ``index``'s crop from a line image of ``shape``: its box with
@@ -159,15 +160,15 @@ class LineCuts:
         return max(0, x - margin), max(0, y - margin - self.band // 3), min(shape[1], x + w + margin), min(shape[0], y + h + margin)
 
     def crop(self, gray: np.ndarray, index: int, margin: int | None = None) -> np.ndarray | None:
-        """Word ``index`` cut from the line image ``gray`` (:meth:`crop_box`), the ink of the other words' pieces
-        painted the paper's colour; None for a word without a box."""
+        """Word ``index`` cut from the line image ``gray`` (:meth:`crop_box`), the ink of the other words' pieces and
+        the strays painted the paper's colour; None for a word without a box."""
         box = self.crop_box(index, gray.shape, margin)
         if box is None or self.ink_labels is None:
             return None
         x0, y0, x1, y1 = box
         crop = gray[y0:y1, x0:x1].copy()
         word = self.words[index]
-        others = {blob for other in self.words if other is not word for blob in other.blobs} - set(word.blobs)
+        others = ({blob for other in self.words if other is not word for blob in other.blobs} | set(self.strays)) - set(word.blobs)
         crop[np.isin(self.ink_labels[y0:y1, x0:x1], list(others))] = self.paper
         return crop
 
@@ -207,7 +208,7 @@ def cut_words(gray: np.ndarray, texts: list[str | None], log_probs: np.ndarray, 
     found = line_pieces(gray)
     if path is None or found is None:
         return unsure
-    ink_labels, pieces, columns, gaps, band = found
+    ink_labels, pieces, columns, gaps, band, baseline = found
     spans = word_spans(path, [len(word) for word in labels])
     gap_centres = np.asarray([(columns[k][1] + columns[k + 1][0]) / 2 for k in range(len(gaps))], np.float64)
     gap_widths = np.asarray(gaps, np.float64)
@@ -224,6 +225,12 @@ def cut_words(gray: np.ndarray, texts: list[str | None], log_probs: np.ndarray, 
         ends.append(boundary.gap if boundary.gap is not None else -1)
         starts.append(boundary.gap + 1 if boundary.gap is not None else -1)
     ends.append(max((k for k, span in enumerate(columns) if span[0] <= last), default=len(pieces) - 1))
+    extents = _blob_extents(ink_labels)
+    in_pieces = {blob for piece in pieces for blob in piece}
+    strays = {blob for blob in range(1, len(extents)) if blob not in in_pieces and extents[blob, 0] >= baseline + config.STRAY_BELOW_BASELINE * band}
+    marks = [blob for blob in range(1, len(extents)) if blob not in in_pieces and blob not in strays and extents[blob, 3] > extents[blob, 2]]
+    claims = _claim_marks(marks, extents, texts, starts, ends, columns, gray.shape[1], band)
+    strays |= {mark for mark, claimant in claims.items() if claimant is None}
     cuts = []
     for m, text in enumerate(texts):
         start, end = starts[m], ends[m]
@@ -232,12 +239,85 @@ def cut_words(gray: np.ndarray, texts: list[str | None], log_probs: np.ndarray, 
         if start < 0 or end < start:
             cuts.append(WordCut(text, None, False))
             continue
-        blobs = tuple(blob for piece in pieces[start : end + 1] for blob in piece)
-        right = max(span[1] for span in columns[start : end + 1])
-        box = pieces_box(ink_labels, list(blobs), (columns[start][0], right))
+        own = [mark for mark, claimant in claims.items() if claimant == m]
+        blobs = tuple(blob for piece in pieces[start : end + 1] for blob in piece) + tuple(own)
+        left = min([columns[start][0], *(int(extents[mark, 2]) for mark in own)])
+        right_of_pieces = max(span[1] for span in columns[start : end + 1])
+        right = max([right_of_pieces, *(int(extents[mark, 3]) for mark in own)])
+        box = pieces_box(ink_labels, list(blobs), (left, right))
         # A piece wholly before the word's first letter or after its last (a neighbour's comma, a stroke crossed out)
         # is no part of it: the cut is not clean. (CTC places a letter at a frame inside it, often its left half.)
         first_letter, last_letter = frame_to_x(spans[m][0], line), frame_to_x(spans[m][1], line)
         fits = columns[start][1] >= first_letter - tolerance and columns[end][0] <= last_letter + tolerance
-        cuts.append(WordCut(text, box, sure_left and sure_right and fits, blobs))
-    return LineCuts(cuts, ink_labels, band, paper_level(gray))
+        # Nor is it clean where the pieces stop short of its first letter (by more than a band height: CTC often fires
+        # a letter a little before its ink) or of its last (by more than two frames) -- strokes too faint for the ink
+        # mask, so the crop would hold part of the word -- or where a neighbour's letters are unknown (the alignment
+        # there is only as good as the wildcard's one frame).
+        covers = left <= first_letter + max(tolerance, band) and right >= last_letter - 2 * tolerance
+        known_neighbours = (m == 0 or texts[m - 1] is not None) and (m == len(texts) - 1 or texts[m + 1] is not None)
+        # A word that opens or ends with punctuation must show it apart (a mark it claimed, or a piece that size
+        # there), and one that does not must not (a piece that size there is a neighbour's comma).
+        marked = text is not None and (
+            (any(extents[mark, 3] <= columns[start][0] for mark in own) or _punctuation_sized(pieces[start], extents, band, baseline))
+            == (text[0] in OPENING_MARKS)
+            and (any(extents[mark, 2] >= right_of_pieces for mark in own) or _punctuation_sized(pieces[end], extents, band, baseline))
+            == (text[-1] in CLOSING_MARKS))  # fmt: skip
+        sure = sure_left and sure_right and fits and covers and known_neighbours and marked
+        cuts.append(WordCut(text, box, sure, blobs))
+    return LineCuts(cuts, ink_labels, band, paper_level(gray), tuple(sorted(strays)))
+
+
+OPENING_MARKS = frozenset("\"'([")  # punctuation that may stand before a word's letters, in IAM's spelling
+CLOSING_MARKS = frozenset(".,;:!?\"')]")  # and after them
+
+
+def _blob_extents(labels: np.ndarray) -> np.ndarray:
+    """Each labelled blob's first row, last row + 1, first column and last column + 1: [labels, 4] (row 0, the
+    paper, unused)."""
+    rows, columns = np.nonzero(labels)
+    found = labels[rows, columns]
+    extents = np.zeros((int(labels.max()) + 1, 4), np.int64)
+    extents[:, [0, 2]] = np.iinfo(np.int64).max
+    np.minimum.at(extents[:, 0], found, rows)
+    np.maximum.at(extents[:, 1], found, rows + 1)
+    np.minimum.at(extents[:, 2], found, columns)
+    np.maximum.at(extents[:, 3], found, columns + 1)
+    return extents
+
+
+def _punctuation_sized(blobs: list[int], extents: np.ndarray, band: int, baseline: int) -> bool:
+    """Whether the ink of ``blobs`` is a comma, a dot, a quote: at most a band height wide, and wholly below or wholly
+    above the middle of the band, which every letter crosses."""
+    top, bottom = extents[blobs, 0].min(), extents[blobs, 1].max()
+    left, right = extents[blobs, 2].min(), extents[blobs, 3].max()
+    middle = baseline - band / 2
+    return right - left <= band and (top >= middle or bottom <= middle)
+
+
+def _claim_marks(marks, extents, texts, starts, ends, columns, width, band) -> dict[int, int | None]:
+    """Which word owns each mark (a blob outside the pieces: a comma under the baseline, a quote above it) that lies
+    beside a word's pieces, between them and the next word's: the word whose text has punctuation on that side (the
+    nearer one if both have; a mark wider than the band is no punctuation), else no word (None: painted out of every crop). Marks over a word's own pieces (the dot
+    of an i) are left as they are."""
+    claims: dict[int, int | None] = {}
+    for mark in marks:
+        centre = (extents[mark, 2] + extents[mark, 3]) / 2
+        small = extents[mark, 3] - extents[mark, 2] <= band
+        candidates = []
+        for m, text in enumerate(texts):
+            start, end = starts[m], ends[m]
+            if text is None or start < 0 or end < start:
+                continue
+            own_left, own_right = columns[start][0], max(span[1] for span in columns[start : end + 1])
+            left_limit = columns[start - 1][1] if start > 0 else 0
+            right_limit = columns[end + 1][0] if end + 1 < len(columns) else width
+            if left_limit <= centre < own_left:
+                candidates.append((own_left - centre, m, small and text[0] in OPENING_MARKS))
+            elif own_right <= centre < right_limit:
+                candidates.append((centre - own_right, m, small and text[-1] in CLOSING_MARKS))
+            elif own_left <= centre < own_right:
+                break  # over a word's own ink: its own dot or accent
+        else:
+            claiming = sorted((distance, m) for distance, m, claims_it in candidates if claims_it)
+            claims[mark] = claiming[0][1] if claiming else None
+    return claims
