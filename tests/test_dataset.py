@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import types
+from pathlib import Path
 
 import pytest
 
@@ -162,6 +163,17 @@ def test_blank_settings_mean_unset(data_dir, make_iam, monkeypatch, blank):
     assert config.artifacts_dir() in (config.REPO_ROOT / "artifacts", config.REPO_ROOT / "artifacts" / "quick")
     assert dataset.kaggle_dir() == data_dir / "kaggle"
     assert config.data_dir_setting() is None and iam.split_dir_setting() is None
+
+
+def test_a_relative_data_dir_from_the_repository_root_is_found_from_notebooks(monkeypatch, tmp_path):
+    monkeypatch.setenv("HTR_DATA_DIR", "copiste")
+    monkeypatch.chdir(config.REPO_ROOT / "notebooks")  # where a chapter's kernel runs
+    assert config.data_dir_setting() == config.REPO_ROOT / "copiste"
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "copiste").mkdir()  # one there from here is the one meant
+    assert config.data_dir_setting() == Path("copiste")
+    monkeypatch.setenv("HTR_DATA_DIR", "no-such-folder")
+    assert config.data_dir_setting() == Path("no-such-folder")  # left as given: the error names it
 
 
 @pytest.mark.parametrize("value", ["abc", "-1", "4.2", "٤٢", str(2**32), "1e3"])
