@@ -82,3 +82,45 @@ def test_the_download_offline_fails_at_once_saying_what_to_do(tmp_path, monkeypa
         realwords.main([str(tmp_path / "source"), str(tmp_path / "out"), "--download"])
     assert "github.com/banq-dcn/Copiste-d-un-jour" in str(error.value) and "unzip its alto/ and jpg/" in str(error.value)
     assert not (tmp_path / "out").exists()
+
+
+# --- The shipped subset (copiste/) and the words test_data/ copies from it ------------------------------------
+def test_the_shipped_subset_is_a_mini_iam_within_its_size_with_whole_writers():
+    from utils import config
+    from utils.iam import load_iam
+
+    dataset = load_iam(config.COPISTE_DIR)
+    assert not dataset.parse_problems and not dataset.duplicates and not dataset.image_report.problems
+    images = sum(path.stat().st_size for path in (config.COPISTE_DIR / "words").rglob("*.png"))
+    assert images <= config.COPISTE_MAX_BYTES
+    splits: dict[str, set[str]] = {}
+    for record in dataset.records:
+        splits.setdefault(dataset.splits[record.word_id], set()).add(record.writer_id)
+    assert len(splits["test"]) == realwords.TEST_WRITERS and len(splits["validation"]) == realwords.VALIDATION_WRITERS
+    assert not (splits["train"] & splits["test"]) and not (splits["train"] & splits["validation"])
+    ok_test = sum(record.status == "ok" and dataset.splits[record.word_id] == "test" for record in dataset.records)
+    assert ok_test >= 3000
+    assert "CC BY 4.0" in (config.COPISTE_DIR / "README.md").read_text(encoding="utf-8")
+    assert (config.COPISTE_DIR / "LICENSE").is_file()
+
+
+def test_test_data_copiste_rows_are_everyday_words_of_the_test_writers(tmp_path):
+    import csv
+
+    from utils import config
+    from utils.iam import load_iam
+    from utils.testdata import COPISTE_FONT_PREFIX, COPISTE_WORDS, LABELS_FILE, copy_copiste_words
+
+    with (config.TEST_DATA_DIR / LABELS_FILE).open(encoding="utf-8", newline="") as file:
+        rows = [row for row in csv.DictReader(file) if row["font"].startswith(COPISTE_FONT_PREFIX)]
+    assert len(rows) == COPISTE_WORDS
+    dataset = load_iam(config.COPISTE_DIR, validate=False)
+    for row in rows:
+        writer = row["font"].removeprefix(COPISTE_FONT_PREFIX)
+        sources = [record for record in dataset.records if record.writer_id == writer and record.text == row["text"]
+                   and record.status == "ok" and dataset.splits[record.word_id] == "test"]  # fmt: skip
+        assert row["text"].isalpha() and row["text"].islower(), row
+        assert (config.TEST_DATA_DIR / row["file"]).read_bytes() in {record.path.read_bytes() for record in sources}, row
+    assert len({row["text"] for row in rows}) == len(rows) and len({row["font"] for row in rows}) == len(rows)
+    first = int(rows[0]["file"].split("_")[0])
+    assert [list(row) for row in copy_copiste_words(tmp_path, first)] == [[row["file"], row["text"], row["font"]] for row in rows]

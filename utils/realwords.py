@@ -244,9 +244,11 @@ def download_copiste(target: Path | str, commit: str = COPISTE_COMMIT) -> Path:
 # --- The subset shipped in the repository --------------------------------------------------------------------
 def shipped_subset(full_dir: Path | str, out_dir: Path | str, max_bytes: int | None = None) -> dict:
     """Copy a real mini-IAM's words into ``out_dir`` within ``max_bytes`` of images (default
-    ``config.COPISTE_MAX_BYTES``): every word of the test and validation writers, then whole training writers (ok
-    and err rows) in the split's own order while they fit; each image re-encoded at PNG's highest compression.
-    ``forms.txt`` and ``splits/`` list the writers kept; returns the counts."""
+    ``config.COPISTE_MAX_BYTES``): every word of the test and validation writers (``ok`` and ``err``: a model is
+    measured on the first, chapter 01 shows both), then the ``ok`` words of whole training writers in the split's
+    own order while they fit (what training reads; more hands than with their ``err`` words); each image
+    re-encoded at PNG's highest compression. ``forms.txt`` and ``splits/`` list the writers kept; returns the
+    counts."""
     from utils.iam import load_iam
 
     full_dir, out_dir = Path(full_dir), Path(out_dir)
@@ -255,10 +257,11 @@ def shipped_subset(full_dir: Path | str, out_dir: Path | str, max_bytes: int | N
         raise FileExistsError(f"{out_dir}: not empty; give a new folder (nothing is written over)")
     dataset = load_iam(full_dir, validate=False)
     writer_of = {record.form_id: record.writer_id for record in dataset.records}
+    split_of = {record.writer_id: dataset.splits[record.word_id] for record in dataset.records}
     by_writer: dict[str, list] = {}
     for record in dataset.records:
-        by_writer.setdefault(record.writer_id, []).append(record)
-    split_of = {record.writer_id: dataset.splits[record.word_id] for record in dataset.records}
+        if record.status == "ok" or split_of[record.writer_id] != "train":
+            by_writer.setdefault(record.writer_id, []).append(record)
     order = list(writer_split(list(by_writer)))  # test writers first, then validation, then training: hash order
     encoded: dict[str, bytes] = {}
     kept: list[str] = []
