@@ -6,8 +6,10 @@ Each word is drawn by one of the mini-IAM's *test* fonts (writers the training s
 sees), then saved in a format of its own: 8- and 16-bit gray PNG, gray and colour JPEG, RGB and
 RGBA PNG, enlarged and small, on white, tinted or ruled paper, one like a phone photo.
 After them come real handwritten words copied unchanged from ``dhsd/`` (DHSD, CC BY 4.0), by
-its *test* writers only (see :func:`real_words`). ``labels.csv`` (file, text, font; ``font`` is
-``dhsd-writerN`` for a real word) holds the truth. The same seed gives the same files.
+its *test* writers only (see :func:`real_words`), then everyday French words from ``copiste/`` (Copiste d'un
+jour, CC BY 4.0), by its test writers only (see :func:`copiste_words`). ``labels.csv`` (file, text, font;
+``font`` is ``dhsd-writerN`` or ``copiste-<writer>`` for a real word) holds the truth. The same seed gives the
+same files.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from PIL import Image
 
 from utils import config
 from utils.dhsd import dhsd_split, load_dhsd
+from utils.iam import load_iam
 from utils.encoding import ctc_feasible
 from utils.synthetic import make_writers, render_word
 
@@ -34,6 +37,9 @@ LABELS_FILE = "labels.csv"
 REAL_WORDS = 20  # real handwritten words from dhsd/'s test writers, after the rendered ones
 REAL_MAX_LENGTH = 12  # characters: a real word's text is at most this long (and fits 31 CTC steps)
 REAL_FONT_PREFIX = "dhsd-writer"  # the font column of a real word: dhsd-writer27
+COPISTE_WORDS = 10  # real everyday French words from copiste/'s test writers, after DHSD's
+COPISTE_FONT_PREFIX = "copiste-"  # the font column of a Copiste word: copiste-w00-014 (its writer)
+COPISTE_MIN_ZIPF = 4.5  # wordfreq's French frequency from which a word counts as everyday (le: 7.5, maison: 5.2)
 # Chosen before any model read them: everyday words of several lengths, capitals, a digit
 # group, an apostrophe, one in capitals, as a learner's own notes would have.
 WORDS = (
@@ -152,8 +158,57 @@ def copy_real_words(folder: Path | str, first_number: int, count: int = REAL_WOR
     return rows
 
 
-def make_test_data(folder: Path | str = config.TEST_DATA_DIR, seed: int = 42, real: int = REAL_WORDS) -> Path:
-    """Write the images and ``labels.csv`` into ``folder``, then ``real`` DHSD words; return the labels file.
+def copiste_words(count: int = COPISTE_WORDS, seed: int = 42, copiste_folder: Path | str | None = None) -> list:
+    """The Copiste words that ``test_data/`` copies, in file order: chosen by a seeded rule, not by eye.
+
+    Only ``ok`` words of the shipped subset's *test* writers, in lower-case letters alone, 3 to ``REAL_MAX_LENGTH``
+    long, that fit ``config.TIME_STEPS`` CTC steps and are everyday French (wordfreq's frequency at least
+    ``COPISTE_MIN_ZIPF``). The writers, by id, are shuffled with ``numpy.random.default_rng([seed, 29])``, each
+    one's words with ``default_rng([seed, 29, n])`` (n: the writer's place by id); then the writers take turns
+    giving their next word whose text is not chosen yet.
+    """
+    from wordfreq import zipf_frequency
+
+    dataset = load_iam(copiste_folder or config.COPISTE_DIR, validate=False)
+    by_writer: dict[str, list] = {}
+    for record in dataset.records:
+        text = record.text
+        if (record.status == "ok" and dataset.splits.get(record.word_id) == "test" and text.isalpha() and text.islower()
+                and 3 <= len(text) <= REAL_MAX_LENGTH and set(text) <= set(config.IAM_CHARSET) and ctc_feasible(text)
+                and zipf_frequency(text, "fr") >= COPISTE_MIN_ZIPF):  # fmt: skip
+            by_writer.setdefault(record.writer_id, []).append(record)
+    queues = []
+    writers = sorted(by_writer)
+    for number in np.random.default_rng([seed, 29]).permutation(len(writers)):
+        words = sorted(by_writer[writers[number]], key=lambda record: record.word_id)
+        queues.append([words[i] for i in np.random.default_rng([seed, 29, number]).permutation(len(words))])
+    chosen: list = []
+    while len(chosen) < count and any(queues):
+        for queue in queues:
+            while queue and queue[0].text in {record.text for record in chosen}:
+                queue.pop(0)
+            if queue and len(chosen) < count:
+                chosen.append(queue.pop(0))
+    if len(chosen) < count:
+        raise ValueError(f"the Copiste test writers have only {len(chosen)} everyday words; {count} were asked for")
+    return chosen
+
+
+def copy_copiste_words(folder: Path | str, first_number: int, count: int = COPISTE_WORDS, seed: int = 42,
+                       copiste_folder: Path | str | None = None) -> list[tuple[str, str, str]]:  # fmt: skip
+    """Copy the :func:`copiste_words` images unchanged into ``folder``, numbered from ``first_number``; return their rows."""
+    rows = []
+    for number, word in enumerate(copiste_words(count, seed, copiste_folder), start=first_number):
+        name = f"{number:02d}_copiste_{word.writer_id}_{word.text}{Path(word.path).suffix}"
+        shutil.copyfile(word.path, Path(folder) / name)
+        rows.append((name, word.text, f"{COPISTE_FONT_PREFIX}{word.writer_id}"))
+    return rows
+
+
+def make_test_data(folder: Path | str = config.TEST_DATA_DIR, seed: int = 42, real: int = REAL_WORDS,
+                   copiste: int = COPISTE_WORDS) -> Path:  # fmt: skip
+    """Write the images and ``labels.csv`` into ``folder``, then ``real`` DHSD words and ``copiste`` Copiste words;
+    return the labels file.
 
     Replaces earlier images.
     """
@@ -177,6 +232,8 @@ def make_test_data(folder: Path | str = config.TEST_DATA_DIR, seed: int = 42, re
         rows.append((name, text, writer.font))
     if real:
         rows += copy_real_words(folder, len(rows) + 1, real, seed)
+    if copiste:
+        rows += copy_copiste_words(folder, len(rows) + 1, copiste, seed)
     labels = folder / LABELS_FILE
     with labels.open("w", encoding="utf-8", newline="") as file:
         out = csv.writer(file)
@@ -186,14 +243,15 @@ def make_test_data(folder: Path | str = config.TEST_DATA_DIR, seed: int = 42, re
 
 
 def is_real(font: str) -> bool:
-    """True when a ``font`` value of labels.csv names a real DHSD writer, not a rendered font."""
-    return font.startswith(REAL_FONT_PREFIX)
+    """True when a ``font`` value of labels.csv names a real writer (DHSD's or Copiste's), not a rendered font."""
+    return font.startswith((REAL_FONT_PREFIX, COPISTE_FONT_PREFIX))
 
 
 def read_labels(folder: Path | str = config.TEST_DATA_DIR, real: bool | None = None) -> list[tuple[Path, str]]:
     """(image path, true text) of the rows of ``labels.csv``; a row naming a missing file raises, with its line.
 
-    ``real``: None keeps every row, True only the real handwritten words (DHSD), False only the rendered ones.
+    ``real``: None keeps every row, True only the real handwritten words (DHSD's and Copiste's), False only the
+    rendered ones.
     """
     folder = Path(folder)
     labels = folder / LABELS_FILE
@@ -214,9 +272,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("folder", nargs="?", type=Path, default=config.TEST_DATA_DIR)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--real", type=int, default=REAL_WORDS, help="real DHSD words to copy (default %(default)s)")
+    parser.add_argument("--copiste", type=int, default=COPISTE_WORDS, help="real Copiste words to copy (default %(default)s)")
     args = parser.parse_args(argv)
-    labels = make_test_data(args.folder, args.seed, args.real)
-    print(f"{len(WORDS)} rendered and {args.real} real images and {labels.name} written to {args.folder}")
+    labels = make_test_data(args.folder, args.seed, args.real, args.copiste)
+    print(f"{len(WORDS)} rendered, {args.real} DHSD and {args.copiste} Copiste images and {labels.name} written to {args.folder}")
     return 0
 
 
