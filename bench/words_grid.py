@@ -1,6 +1,6 @@
 """A grid of random ``ok`` words of a real mini-IAM with their text: to check by eye that each crop holds its word.
 
-    python bench/words_grid.py DIR [--count 200] [--seed 0] [--out bench/copiste_words_grid.png] [--split SPLIT]
+    python bench/words_grid.py DIR [--count 200] [--seed 0] [--out bench/copiste_words_grid.png] [--split SPLIT] [--dpi 80]
 
 Draws ``--count`` words at random (seeded) among the ``ok`` words of the mini-IAM in ``DIR`` (as written by
 ``python -m utils.realwords``), each crop at its own aspect above its text and id, numbered, so that the wrong ones can
@@ -28,6 +28,7 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--split", default=None, help="only the words of this split (train, validation, test)")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "copiste_words_grid.png")
+    parser.add_argument("--dpi", type=int, default=80, help="resolution: 80 fits a screen, 120 shows every stroke")
     args = parser.parse_args()
 
     import cv2
@@ -53,10 +54,10 @@ def main() -> int:
         axis.set_title(f"{number + 1}. {record.text}", fontsize=9, loc="left", pad=2)
         print(f"{number + 1:>4} {record.word_id} {record.text}")
     figure.suptitle(f"{len(chosen)} random 'ok' words of {len(words):,} ({args.folder.name}, seed {args.seed}): does each crop hold exactly its word?",
-                    fontsize=12)  # fmt: skip
-    figure.tight_layout()
+                    fontsize=13)  # fmt: skip
+    figure.tight_layout(rect=(0, 0, 1, 1 - 0.5 / (rows + 1)))  # room for the title above the first row
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(args.out, dpi=80)
+    figure.savefig(args.out, dpi=args.dpi)
     print(json.dumps({"count": len(chosen), "ok_words": len(words), "seed": args.seed, "out": str(args.out)}))
     return 0
 
