@@ -129,8 +129,10 @@ def _page_lines(page_lines: list[tuple[alto.TextLine, np.ndarray]], reader, voca
     readings = predict_images(word_model, [crop for *_, crop, _ in cut], vocabulary)
     for (line, number, word, box, crop, sure), reading in zip(cut, readings):
         text = reading.text or ""
-        ok = sure and (not check_reading or character_error_rate([word.text], [text]) <= config.SPLIT_MAX_CER)
-        counts["ok" if ok else "err: a cut not sure" if not sure else "err: the reading disagrees"] += 1
+        # A crop the reader refuses (blank once scaled to its input: a few specks of a dashed line) is never ok.
+        ok = sure and reading.ok and (not check_reading or character_error_rate([word.text], [text]) <= config.SPLIT_MAX_CER)
+        counts["ok" if ok else "err: a cut not sure" if not sure else "err: the reader refuses the crop" if not reading.ok
+               else "err: the reading disagrees"] += 1  # fmt: skip
         yield line, number, word, box, crop, "ok" if ok else "err", text
 
 
