@@ -5,8 +5,10 @@ cursive the gaps inside words are often as wide as those between them. So the wo
 convolutions and BiLSTMs take any width (:func:`line_reader`), and the line's known text is aligned to what it reads,
 frame by frame (:func:`align`, CTC's forced alignment, the Viterbi path). Each boundary between two words then lies in
 a stretch of frames between the last letter of one and the first of the next; the gap of ink inside that stretch is
-the cut. A word is kept (``ok``) only where both its cuts fall in clear gaps and its own crop, read alone, agrees with
-its text; the others are marked ``err``, as IAM's automatic segmentation marks its doubtful words.
+the cut. A word is sure only where both its cuts fall in clear gaps, its ink reaches its first and last letters, it
+shows the punctuation its text has at each end and no other (marks beside words go to the word whose text has them),
+and no neighbour is an unknown word; :mod:`utils.realwords` marks the others ``err``, as IAM's automatic
+segmentation marks its doubtful words.
 """
 
 from __future__ import annotations
@@ -228,7 +230,7 @@ def cut_words(gray: np.ndarray, texts: list[str | None], log_probs: np.ndarray, 
     extents = _blob_extents(ink_labels)
     in_pieces = {blob for piece in pieces for blob in piece}
     strays = {blob for blob in range(1, len(extents)) if blob not in in_pieces and extents[blob, 0] >= baseline + config.STRAY_BELOW_BASELINE * band}
-    marks = [blob for blob in range(1, len(extents)) if blob not in in_pieces and blob not in strays and extents[blob, 3] > extents[blob, 2]]
+    marks = [blob for blob in range(1, len(extents)) if blob not in in_pieces and blob not in strays]
     claims = _claim_marks(marks, extents, texts, starts, ends, columns, gray.shape[1], band)
     strays |= {mark for mark, claimant in claims.items() if claimant is None}
     cuts = []
@@ -297,8 +299,8 @@ def _punctuation_sized(blobs: list[int], extents: np.ndarray, band: int, baselin
 def _claim_marks(marks, extents, texts, starts, ends, columns, width, band) -> dict[int, int | None]:
     """Which word owns each mark (a blob outside the pieces: a comma under the baseline, a quote above it) that lies
     beside a word's pieces, between them and the next word's: the word whose text has punctuation on that side (the
-    nearer one if both have; a mark wider than the band is no punctuation), else no word (None: painted out of every crop). Marks over a word's own pieces (the dot
-    of an i) are left as they are."""
+    nearer one if both have; a mark wider than the band is no punctuation), else no word (None: painted out of every
+    crop). Marks over a word's own pieces (the dot of an i) are left as they are."""
     claims: dict[int, int | None] = {}
     for mark in marks:
         centre = (extents[mark, 2] + extents[mark, 3]) / 2
