@@ -18,7 +18,6 @@ import argparse
 import csv
 import re
 import shutil
-import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
