@@ -98,6 +98,7 @@ def test_the_shipped_subset_is_a_mini_iam_within_its_size_with_whole_writers():
         splits.setdefault(dataset.splits[record.word_id], set()).add(record.writer_id)
     assert len(splits["test"]) == realwords.TEST_WRITERS and len(splits["validation"]) == realwords.VALIDATION_WRITERS
     assert not (splits["train"] & splits["test"]) and not (splits["train"] & splits["validation"])
+    assert all(record.status == "ok" for record in dataset.records if dataset.splits[record.word_id] == "train")
     ok_test = sum(record.status == "ok" and dataset.splits[record.word_id] == "test" for record in dataset.records)
     assert ok_test >= 3000
     assert "CC BY 4.0" in (config.COPISTE_DIR / "README.md").read_text(encoding="utf-8")
